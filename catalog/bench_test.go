@@ -1,0 +1,146 @@
+package catalog
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+// Size of the synthetic cluster: the integration env holds the whole stack
+// and 99 feature envs each hold their own copies of some of its services.
+const (
+	benchApps        = 10000
+	benchTasksPerApp = 3
+	benchEnvs        = 100
+	benchServices    = 2000 // apps (and names) in the integration env
+)
+
+var benchKinds = []string{"redis", "mq", "db", "zk", "api", "web", "search", "cache"}
+
+// benchName is the name of service i, e.g. redis3.db.example.com.
+func benchName(i int) string {
+	kind := benchKinds[i%len(benchKinds)]
+	return fmt.Sprintf("%s%d.%s.example.com", kind, i/len(benchKinds), []string{"db", "svc", "infra"}[i%3])
+}
+
+func benchEnv(i int) string {
+	if i == 0 {
+		return "integration"
+	}
+	return fmt.Sprintf("feature-%d", i)
+}
+
+// benchApp is app i of the synthetic cluster: the first benchServices apps
+// are the integration env, the others are spread over the feature envs.
+// Every app has three tasks with their own IPs; every other app has a
+// health check; every fourth has an OAK_IP and a virtual host.
+func benchApp(i, version int) marathon.Application {
+	service, env := i, 0
+	if i >= benchServices {
+		service = (i * 7) % benchServices
+		env = 1 + i%(benchEnvs-1)
+	}
+	l := map[string]string{
+		"OAK_NAMES": benchName(service),
+		"OAK_PORTS": "main:6379",
+	}
+	if env != 0 {
+		l["OAK_ENV"] = benchEnv(env)
+	}
+	if i%4 == 0 {
+		l["OAK_IP"] = netip.AddrFrom4([4]byte{10, 199, byte(i >> 8), byte(i)}).String()
+		l["OAK_HTTP"] = fmt.Sprintf("%s:8080", benchName(service))
+	}
+	a := testApp(fmt.Sprintf("/%s/app-%d", benchEnv(env), i), l)
+	for k := range benchTasksPerApp {
+		ip := netip.AddrFrom4([4]byte{172, byte(16 + k), byte(i >> 8), byte(i)}).String()
+		t := task(taskRunning, fmt.Sprintf("192.0.2.%d", i%200), ip)
+		t.ID = fmt.Sprintf("app-%d.%d-%d", i, version, k)
+		if i%2 == 0 {
+			health(t, version%2 == 0)
+		}
+		a.Tasks = append(a.Tasks, t)
+	}
+	if i%2 == 0 {
+		a = withHealthChecks(a)
+	}
+	return a
+}
+
+func benchCluster() []marathon.Application {
+	apps := make([]marathon.Application, benchApps)
+	for i := range apps {
+		apps[i] = benchApp(i, 0)
+	}
+	return apps
+}
+
+func benchPolicy(b *testing.B) *Policy {
+	return mustPolicy(b, PolicyConfig{
+		Fallback: []FallbackRule{{"feature-1?", "feature-1"}},
+		CIDRs:    []CIDRRule{{netip.MustParsePrefix("10.0.0.0/8"), "lab"}},
+	})
+}
+
+func BenchmarkBuild(b *testing.B) {
+	apps := benchCluster()
+	p := benchPolicy(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		Build(p, apps)
+	}
+	s := Build(p, apps)
+	st := s.Stats()
+	if st.Apps != benchApps || st.Tasks != benchApps*benchTasksPerApp || st.Envs != benchEnvs {
+		b.Fatalf("unexpected cluster: %+v", st)
+	}
+}
+
+func BenchmarkApplyOneApp(b *testing.B) {
+	p := benchPolicy(b)
+	s := Build(p, benchCluster())
+	// Alternate between two versions of one feature app (healthy, then not)
+	// so that every Apply really changes its backends.
+	versions := [][]marathon.Application{{benchApp(4242, 1)}, {benchApp(4242, 2)}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Apply(versions[i%2], nil)
+		i++
+	}
+}
+
+func BenchmarkResolve(b *testing.B) {
+	s := Build(benchPolicy(b), benchCluster())
+	queries := []struct{ env, name string }{
+		{"integration", benchName(17)},
+		{"feature-12", benchName(1)},   // falls back through feature-1
+		{"feature-42", benchName(999)}, // falls back to integration
+		{"feature-7", "nope.example.com"},
+	}
+	for _, q := range queries {
+		if answer := s.Resolve(q.env, q.name); answer.Service == nil && q.name != "nope.example.com" {
+			b.Fatalf("%v: no service", q)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		q := queries[i%len(queries)]
+		s.Resolve(q.env, q.name)
+		i++
+	}
+}
+
+func BenchmarkEnvOf(b *testing.B) {
+	s := Build(benchPolicy(b), benchCluster())
+	clients := addrs("172.16.16.10", "10.199.0.4", "10.1.2.3", "192.0.2.7")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.EnvOf(clients[i%len(clients)])
+		i++
+	}
+}

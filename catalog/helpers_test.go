@@ -1,0 +1,188 @@
+package catalog
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+// testApp returns a Marathon app with the given labels (nil: none) and tasks.
+func testApp(id string, labels map[string]string, tasks ...*marathon.Task) marathon.Application {
+	a := marathon.Application{ID: id, Tasks: tasks}
+	if labels != nil {
+		a.Labels = &labels
+	}
+	return a
+}
+
+// withHealthChecks gives a one HTTP health check.
+func withHealthChecks(a marathon.Application) marathon.Application {
+	a.HealthChecks = &[]marathon.HealthCheck{*marathon.NewDefaultHealthCheck()}
+	return a
+}
+
+// task returns a task in state with the given ipAddresses and host.
+func task(state, host string, ips ...string) *marathon.Task {
+	t := &marathon.Task{ID: fmt.Sprintf("t.%s.%v", host, ips), State: state, Host: host}
+	for _, ip := range ips {
+		t.IPAddresses = append(t.IPAddresses, &marathon.IPAddress{IPAddress: ip, Protocol: "IPv4"})
+	}
+	return t
+}
+
+// running returns a TASK_RUNNING task with one container IP.
+func running(ip string) *marathon.Task { return task(taskRunning, "192.0.2.250", ip) }
+
+// health sets the task's health check results.
+func health(t *marathon.Task, alive ...bool) *marathon.Task {
+	for _, a := range alive {
+		t.HealthCheckResults = append(t.HealthCheckResults, &marathon.HealthCheckResult{Alive: a})
+	}
+	return t
+}
+
+func labels(env, names string, extra ...string) map[string]string {
+	l := map[string]string{}
+	if env != "" {
+		l["OAK_ENV"] = env
+	}
+	if names != "" {
+		l["OAK_NAMES"] = names
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l[extra[i]] = extra[i+1]
+	}
+	return l
+}
+
+func mustPolicy(t testing.TB, cfg PolicyConfig) *Policy {
+	t.Helper()
+	p, err := NewPolicy(cfg)
+	if err != nil {
+		t.Fatalf("NewPolicy: %v", err)
+	}
+	return p
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+// content is everything a snapshot holds, as plain maps, so that two
+// snapshots built differently can be compared (the shard layout and seed
+// are not content).
+type content struct {
+	Apps      map[string]*app
+	Rejected  map[string]Rejection
+	Names     map[string]*claims
+	VHosts    map[string]*claims
+	Suffixes  map[string]int
+	Addrs     map[addrKey]*owner
+	EnvCounts map[string]int
+	Stats     Stats
+	Conflicts []AddrConflict
+	Envs      []string
+	Virtual   map[string][]VirtualHost
+}
+
+func flatten[K comparable, V any](t testing.TB, what string, tab *table[K, V]) map[K]V {
+	t.Helper()
+	out := map[K]V{}
+	for _, shard := range tab.shards {
+		maps.Copy(out, shard)
+	}
+	if len(out) != tab.n {
+		t.Errorf("%s: table counts %d entries, holds %d", what, tab.n, len(out))
+	}
+	return out
+}
+
+func contentOf(t testing.TB, s *Snapshot) content {
+	t.Helper()
+	c := content{
+		Apps:      flatten(t, "apps", &s.apps),
+		Rejected:  flatten(t, "rejected", &s.rejected),
+		Names:     flatten(t, "names", &s.names),
+		VHosts:    flatten(t, "vhosts", &s.vhosts),
+		Suffixes:  flatten(t, "suffixes", &s.suffixes),
+		Addrs:     flatten(t, "addrs", &s.addrs),
+		EnvCounts: flatten(t, "envs", &s.envs),
+		Stats:     s.Stats(),
+		Conflicts: s.Conflicts(),
+		Envs:      s.Envs(),
+		Virtual:   map[string][]VirtualHost{},
+	}
+	for _, env := range append(s.Envs(), s.Policy().DefaultEnv()) {
+		c.Virtual[env] = s.VirtualHosts(env)
+	}
+	return c
+}
+
+// sameContent fails the test when two snapshots hold different content.
+func sameContent(t testing.TB, got, want *Snapshot) {
+	t.Helper()
+	g, w := contentOf(t, got), contentOf(t, want)
+	if reflect.DeepEqual(g, w) {
+		return
+	}
+	v := reflect.ValueOf(g)
+	for i := range v.NumField() {
+		if !reflect.DeepEqual(v.Field(i).Interface(), reflect.ValueOf(w).Field(i).Interface()) {
+			t.Errorf("content differs in %s:\n got %s\nwant %s", v.Type().Field(i).Name,
+				dump(v.Field(i).Interface()), dump(reflect.ValueOf(w).Field(i).Interface()))
+		}
+	}
+}
+
+// dump prints maps of pointers by value, for failure messages.
+func dump(v any) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map {
+		return fmt.Sprintf("%+v", v)
+	}
+	out := "{"
+	iter := rv.MapRange()
+	for iter.Next() {
+		val := iter.Value()
+		if val.Kind() == reflect.Pointer && !val.IsNil() {
+			val = val.Elem()
+		}
+		out += fmt.Sprintf("%v: %+v; ", iter.Key(), val.Interface())
+	}
+	return out + "}"
+}
+
+// sharedFixture returns the path of a file in the shared fixtures, which
+// sit in shared/ beside the repository (/work/main and /work/shared).
+func sharedFixture(t testing.TB, rel string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	path := filepath.Join(dir, "..", "shared", "fixtures", rel)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("fixture %s is missing: the shared/ directory must be checked out beside the repository root %s (%v)", rel, dir, err)
+	}
+	return path
+}

@@ -1,0 +1,565 @@
+package catalog
+
+import (
+	"hash/maphash"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+// Snapshot is an immutable view of the cluster under one Policy. All its
+// methods are safe for concurrent use without locks. Callers publish a new
+// snapshot by swapping a pointer (atomic.Pointer); Apply derives one from
+// another, sharing everything that did not change.
+//
+// Every index is a table: a fixed array of small maps (shards) selected by a
+// hash of the key with a seed shared by a snapshot and everything Applied to
+// it. Apply copies only the shards it writes, so its cost follows the
+// changed apps, not the cluster; a read is a hash and a map lookup.
+type Snapshot struct {
+	policy *Policy
+	seed   maphash.Seed
+
+	apps     table[string, *app]      // app id -> accepted app
+	rejected table[string, Rejection] // app id -> why it was left out
+	names    table[string, *claims]   // OAK_NAMES name -> who claims and serves it, per env
+	vhosts   table[string, *claims]   // vhost key -> who claims and serves it, per env
+	suffixes table[string, int]       // name or ancestor of a name -> number of names at or below it
+	addrs    table[addrKey, *owner]   // address -> apps claiming it and names it backs
+	envs     table[string, int]       // env -> number of accepted apps in it
+
+	tasks, liveTasks int
+}
+
+// claims is everything known about one name (or vhost) in every env.
+// Immutable: Apply replaces the whole value of a changed name.
+type claims struct {
+	name  string // the DNS name, or the vhost's host
+	port  uint16 // the vhost's port; 0 for DNS names
+	byEnv map[string]*envClaims
+}
+
+// envClaims is one name in one env: the apps claiming it and what they
+// serve together.
+type envClaims struct {
+	apps    []string // sorted ids of the apps claiming the name in this env, live or not
+	service *Service // nil while none of them has a live backend
+}
+
+// owner is everything known about one address.
+type owner struct {
+	claimants []appEnv  // apps whose OAK_IP or running task IP it is, sorted by id
+	backends  []string  // ids of apps that have it as a live backend, sorted
+	env       string    // env of the claimants when they agree
+	conflict  bool      // claimants are in more than one env
+	refs      []NameRef // names whose live backends include it, sorted
+}
+
+type appEnv struct{ id, env string }
+
+// Service is what one env serves for one name: immutable.
+type Service struct {
+	Name  string
+	Env   string
+	Addrs []netip.Addr // live backends, sorted, deduped, non-empty
+	Ports []Port       // union of the serving apps' ports, sorted
+	Apps  []string     // serving app ids (those with live backends), sorted
+}
+
+// NameRef is a name as registered in one env.
+type NameRef struct{ Name, Env string }
+
+// Stats counts what a snapshot holds.
+type Stats struct {
+	Apps      int // accepted apps
+	Tasks     int // tasks in TASK_RUNNING of accepted apps
+	LiveTasks int // running tasks passing their health checks
+	Rejected  int // apps left out
+	Names     int // distinct OAK_NAMES names claimed by any app
+	Envs      int // envs that have accepted apps
+}
+
+// AddrConflict is an address claimed by apps of more than one env. Clients
+// at that address get the default env.
+type AddrConflict struct {
+	Addr netip.Addr
+	Envs []string // sorted
+	Apps []string // sorted
+}
+
+// Build returns a snapshot of apps under p (non-nil). Apps whose labels do not
+// validate are left out and listed by Rejected; when two apps share an id
+// the later one wins.
+func Build(p *Policy, apps []marathon.Application) *Snapshot {
+	empty := &Snapshot{policy: p, seed: maphash.MakeSeed()}
+	return empty.Apply(apps, nil)
+}
+
+// Apply returns a new snapshot with the apps in upsert added or replaced
+// and the apps with ids in remove taken out; an id in both is removed. s is
+// unchanged. The cost is proportional to the changed apps (and to the
+// names and addresses they touch), not to the cluster.
+func (s *Snapshot) Apply(upsert []marathon.Application, remove []string) *Snapshot {
+	next := *s
+	changed := len(upsert) + len(remove)
+	u := &update{
+		s:            &next,
+		nameChanges:  make(map[string]map[string]*idChange, changed),
+		vhostChanges: make(map[string]map[string]*idChange),
+		addrChanges:  make(map[netip.Addr]*addrChange, 4*changed),
+		newEnvs:      make(map[string]bool),
+	}
+	u.apps.t, u.rejected.t, u.envs.t = &next.apps, &next.rejected, &next.envs
+	u.names.t, u.vhosts.t, u.suffixes.t, u.addrs.t = &next.names, &next.vhosts, &next.suffixes, &next.addrs
+
+	removed := make(map[string]bool, len(remove))
+	for _, id := range remove {
+		removed[id] = true
+	}
+	for i := range upsert {
+		if removed[upsert[i].ID] {
+			continue
+		}
+		built, rejection := newApp(s.policy, &upsert[i])
+		if rejection != nil {
+			u.replace(upsert[i].ID, nil, rejection)
+		} else {
+			u.replace(built.id, built, nil)
+		}
+	}
+	for id := range removed {
+		u.replace(id, nil, nil)
+	}
+	u.finish()
+	for env := range u.newEnvs {
+		s.policy.Chain(env) // memoize, so Resolve in this env never allocates
+	}
+	return &next
+}
+
+// Policy returns the policy the snapshot was built with.
+func (s *Snapshot) Policy() *Policy { return s.policy }
+
+// Stats returns counts for logs and metrics.
+func (s *Snapshot) Stats() Stats {
+	return Stats{
+		Apps:      s.apps.n,
+		Tasks:     s.tasks,
+		LiveTasks: s.liveTasks,
+		Rejected:  s.rejected.n,
+		Names:     s.names.n,
+		Envs:      s.envs.n,
+	}
+}
+
+// Rejected returns the apps left out, sorted by app id.
+func (s *Snapshot) Rejected() []Rejection {
+	out := make([]Rejection, 0, s.rejected.n)
+	for _, shard := range s.rejected.shards {
+		for _, r := range shard {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Rejection) int { return strings.Compare(a.AppID, b.AppID) })
+	return out
+}
+
+// Envs returns the sorted envs that have accepted apps.
+func (s *Snapshot) Envs() []string {
+	out := make([]string, 0, s.envs.n)
+	for _, shard := range s.envs.shards {
+		for env := range shard {
+			out = append(out, env)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Conflicts returns the addresses claimed by apps of more than one env,
+// sorted by address.
+func (s *Snapshot) Conflicts() []AddrConflict {
+	var out []AddrConflict
+	for _, shard := range s.addrs.shards {
+		for key, o := range shard {
+			if !o.conflict {
+				continue
+			}
+			c := AddrConflict{Addr: key.addr()}
+			for _, ae := range o.claimants {
+				c.Apps = append(c.Apps, ae.id)
+				c.Envs = append(c.Envs, ae.env)
+			}
+			slices.Sort(c.Envs)
+			c.Envs = slices.Compact(c.Envs)
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b AddrConflict) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+func (s *Snapshot) stringShard(key string) int {
+	return int(maphash.String(s.seed, key) % shardCount)
+}
+
+func (s *Snapshot) addrShard(key addrKey) int {
+	return int(maphash.Bytes(s.seed, key[:]) % shardCount)
+}
+
+// addrKey is an unmapped, zoneless address as 16 bytes: a key without
+// pointers, so that the garbage collector need not scan the address index.
+type addrKey [16]byte
+
+func keyOf(a netip.Addr) addrKey { return a.Unmap().WithZone("").As16() }
+
+func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
+// shardCount is the number of shards of every table. 256 keeps a shard of a
+// 10,000-app cluster at a few dozen entries, so copying one is cheap.
+const shardCount = 256
+
+// table is a sharded map. Published tables are never written; an update
+// replaces the shards it touches with copies (see tableWriter).
+type table[K comparable, V any] struct {
+	shards [shardCount]map[K]V
+	n      int
+}
+
+func (t *table[K, V]) get(shard int, key K) (V, bool) {
+	v, ok := t.shards[shard][key]
+	return v, ok
+}
+
+// tableWriter writes to a table that shares its shards with a published
+// one: the first write to a shard copies it.
+type tableWriter[K comparable, V any] struct {
+	t     *table[K, V]
+	owned [shardCount]bool
+}
+
+func (w *tableWriter[K, V]) own(shard int) map[K]V {
+	if !w.owned[shard] {
+		w.owned[shard] = true
+		w.t.shards[shard] = maps.Clone(w.t.shards[shard])
+		if w.t.shards[shard] == nil {
+			w.t.shards[shard] = make(map[K]V)
+		}
+	}
+	return w.t.shards[shard]
+}
+
+func (w *tableWriter[K, V]) put(shard int, key K, v V) {
+	m := w.own(shard)
+	if _, ok := m[key]; !ok {
+		w.t.n++
+	}
+	m[key] = v
+}
+
+func (w *tableWriter[K, V]) del(shard int, key K) {
+	if _, ok := w.t.shards[shard][key]; !ok {
+		return
+	}
+	delete(w.own(shard), key)
+	w.t.n--
+}
+
+// update is one Apply in progress. Replacing an app records, per name,
+// vhost and address it touches, which app ids leave and join; finish then
+// rebuilds exactly those entries.
+type update struct {
+	s        *Snapshot
+	apps     tableWriter[string, *app]
+	rejected tableWriter[string, Rejection]
+	names    tableWriter[string, *claims]
+	vhosts   tableWriter[string, *claims]
+	suffixes tableWriter[string, int]
+	addrs    tableWriter[addrKey, *owner]
+	envs     tableWriter[string, int]
+
+	nameChanges  map[string]map[string]*idChange // name -> env -> change
+	vhostChanges map[string]map[string]*idChange // vhost key -> env -> change
+	addrChanges  map[netip.Addr]*addrChange
+	newEnvs      map[string]bool
+}
+
+// idChange is the net change of membership of app ids in one set: +1
+// joins, -1 leaves, 0 (left and joined again) keeps. Counting, rather than
+// listing, keeps an app replaced twice in one Apply right.
+type idChange []idDelta
+
+type idDelta struct {
+	id    string
+	delta int
+}
+
+type addrChange struct {
+	claimants idChange
+	backends  idChange
+}
+
+func (c *idChange) record(id string, sign int) {
+	for i := range *c {
+		if (*c)[i].id == id {
+			(*c)[i].delta += sign
+			return
+		}
+	}
+	*c = append(*c, idDelta{id: id, delta: sign})
+}
+
+func (c idChange) deltaOf(id string) int {
+	for _, d := range c {
+		if d.id == id {
+			return d.delta
+		}
+	}
+	return 0
+}
+
+// apply returns the members after the change, sorted. ids is not modified.
+func (c idChange) apply(ids []string) []string {
+	out := make([]string, 0, len(ids)+len(c))
+	for _, id := range ids {
+		if 1+c.deltaOf(id) > 0 {
+			out = append(out, id)
+		}
+	}
+	for _, d := range c {
+		if d.delta > 0 && !slices.Contains(ids, d.id) {
+			out = append(out, d.id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// replace sets the state of app id: accepted (a), rejected, or gone (both nil).
+func (u *update) replace(id string, a *app, rejection *Rejection) {
+	s := u.s
+	shard := s.stringShard(id)
+	if old, ok := s.apps.get(shard, id); ok {
+		u.changeApp(old, -1)
+		u.apps.del(shard, id)
+	}
+	u.rejected.del(shard, id)
+	switch {
+	case a != nil:
+		u.apps.put(shard, id, a)
+		u.changeApp(a, +1)
+	case rejection != nil:
+		u.rejected.put(shard, id, *rejection)
+	}
+}
+
+// changeApp records a joining (+1) or leaving (-1) everywhere it appears.
+func (u *update) changeApp(a *app, sign int) {
+	s := u.s
+	s.tasks += sign * a.tasks
+	s.liveTasks += sign * a.liveTasks
+	envShard := s.stringShard(a.env)
+	count, _ := s.envs.get(envShard, a.env)
+	if count += sign; count > 0 {
+		if count == 1 && sign > 0 {
+			u.newEnvs[a.env] = true
+		}
+		u.envs.put(envShard, a.env, count)
+	} else {
+		u.envs.del(envShard, a.env)
+	}
+	for _, name := range a.names {
+		recordChange(u.nameChanges, name, a.env, a.id, sign)
+	}
+	for _, key := range a.vhosts {
+		recordChange(u.vhostChanges, key, a.env, a.id, sign)
+	}
+	for _, addr := range a.claimed {
+		u.addrChange(addr).claimants.record(a.id, sign)
+	}
+	for _, addr := range a.backends {
+		u.addrChange(addr).backends.record(a.id, sign)
+	}
+}
+
+func recordChange(changes map[string]map[string]*idChange, key, env, id string, sign int) {
+	byEnv := changes[key]
+	if byEnv == nil {
+		byEnv = make(map[string]*idChange)
+		changes[key] = byEnv
+	}
+	c := byEnv[env]
+	if c == nil {
+		c = new(idChange)
+		byEnv[env] = c
+	}
+	c.record(id, sign)
+}
+
+func (u *update) addrChange(addr netip.Addr) *addrChange {
+	c := u.addrChanges[addr]
+	if c == nil {
+		c = &addrChange{}
+		u.addrChanges[addr] = c
+	}
+	return c
+}
+
+// finish rebuilds the names, vhosts and addresses whose app sets changed.
+// It runs after all apps are replaced, so it sees the final apps.
+func (u *update) finish() {
+	s := u.s
+	for name, byEnv := range u.nameChanges {
+		shard := s.stringShard(name)
+		old, _ := s.names.get(shard, name)
+		next := u.rebuildClaims(old, name, 0, byEnv)
+		switch {
+		case next == nil && old != nil:
+			u.names.del(shard, name)
+			u.countSuffixes(name, -1)
+		case next != nil:
+			u.names.put(shard, name, next)
+			if old == nil {
+				u.countSuffixes(name, +1)
+			}
+		}
+	}
+	for key, byEnv := range u.vhostChanges {
+		shard := s.stringShard(key)
+		old, _ := s.vhosts.get(shard, key)
+		host, port := splitVHostKey(key)
+		if next := u.rebuildClaims(old, host, port, byEnv); next != nil {
+			u.vhosts.put(shard, key, next)
+		} else {
+			u.vhosts.del(shard, key)
+		}
+	}
+	for addr, change := range u.addrChanges {
+		key := keyOf(addr)
+		shard := s.addrShard(key)
+		old, _ := s.addrs.get(shard, key)
+		if next := u.rebuildOwner(old, change); next != nil {
+			u.addrs.put(shard, key, next)
+		} else {
+			u.addrs.del(shard, key)
+		}
+	}
+}
+
+// rebuildClaims returns the new claims of one name, or nil when no app
+// claims it any more.
+func (u *update) rebuildClaims(old *claims, name string, port uint16, changes map[string]*idChange) *claims {
+	next := &claims{name: name, port: port, byEnv: make(map[string]*envClaims)}
+	if old != nil {
+		maps.Copy(next.byEnv, old.byEnv)
+	}
+	for env, change := range changes {
+		var ids []string
+		if prev := next.byEnv[env]; prev != nil {
+			ids = prev.apps
+		}
+		ids = change.apply(ids)
+		if len(ids) == 0 {
+			delete(next.byEnv, env)
+			continue
+		}
+		next.byEnv[env] = &envClaims{apps: ids, service: u.service(name, env, ids)}
+	}
+	if len(next.byEnv) == 0 {
+		return nil
+	}
+	return next
+}
+
+// service merges the live backends of apps claiming name in env.
+func (u *update) service(name, env string, ids []string) *Service {
+	svc := &Service{Name: name, Env: env}
+	for _, id := range ids {
+		a, _ := u.s.apps.get(u.s.stringShard(id), id)
+		if a == nil || len(a.backends) == 0 {
+			continue
+		}
+		svc.Apps = append(svc.Apps, id)
+		svc.Addrs = append(svc.Addrs, a.backends...)
+		svc.Ports = append(svc.Ports, a.ports...)
+	}
+	if len(svc.Addrs) == 0 {
+		return nil
+	}
+	svc.Addrs = sortAddrs(svc.Addrs)
+	slices.SortFunc(svc.Ports, comparePort)
+	svc.Ports = slices.Compact(svc.Ports)
+	return svc
+}
+
+// rebuildOwner returns the new owner of one address, or nil when no app
+// claims or uses it any more.
+func (u *update) rebuildOwner(old *owner, change *addrChange) *owner {
+	var oldClaimants, oldBackends []string
+	if old != nil {
+		for _, ae := range old.claimants {
+			oldClaimants = append(oldClaimants, ae.id)
+		}
+		oldBackends = old.backends
+	}
+	claimants := change.claimants.apply(oldClaimants)
+	backends := change.backends.apply(oldBackends)
+	if len(claimants) == 0 && len(backends) == 0 {
+		return nil
+	}
+	s := u.s
+	next := &owner{backends: backends}
+	for i, id := range claimants {
+		a, _ := s.apps.get(s.stringShard(id), id)
+		next.claimants = append(next.claimants, appEnv{id: id, env: a.env})
+		if i == 0 {
+			next.env = a.env
+		} else if a.env != next.env {
+			next.conflict = true
+		}
+	}
+	if next.conflict {
+		next.env = ""
+	}
+	for _, id := range backends {
+		a, _ := s.apps.get(s.stringShard(id), id)
+		for _, name := range a.names {
+			next.refs = append(next.refs, NameRef{Name: name, Env: a.env})
+		}
+	}
+	slices.SortFunc(next.refs, func(a, b NameRef) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Env, b.Env)
+	})
+	next.refs = slices.Compact(next.refs)
+	return next
+}
+
+// countSuffixes adds delta to name and each of its ancestors.
+func (u *update) countSuffixes(name string, delta int) {
+	for suffix := name; ; {
+		shard := u.s.stringShard(suffix)
+		count, _ := u.s.suffixes.get(shard, suffix)
+		if count += delta; count > 0 {
+			u.suffixes.put(shard, suffix, count)
+		} else {
+			u.suffixes.del(shard, suffix)
+		}
+		dot := strings.IndexByte(suffix, '.')
+		if dot < 0 {
+			return
+		}
+		suffix = suffix[dot+1:]
+	}
+}
+
+func splitVHostKey(key string) (string, uint16) {
+	colon := strings.LastIndexByte(key, ':')
+	port, _ := parsePortNumber(key[colon+1:])
+	return key[:colon], port
+}

@@ -1,0 +1,407 @@
+package catalog
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"reflect"
+	"testing"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+func TestLiveTasks(t *testing.T) {
+	tests := []struct {
+		name          string
+		app           marathon.Application
+		tasks, live   int
+		wantBackends  []netip.Addr
+		wantEnvOfByIP bool // the task IP identifies the app for EnvOf
+	}{
+		{
+			"running without health checks",
+			testApp("/a", labels("", "a.example.com"), running("10.0.0.1")),
+			1, 1, addrs("10.0.0.1"), true,
+		},
+		{
+			"staging and killed tasks do not count",
+			testApp("/a", labels("", "a.example.com"), task("TASK_STAGING", "h", "10.0.0.1"), task("TASK_KILLED", "h", "10.0.0.2")),
+			0, 0, nil, false,
+		},
+		{
+			"health checks with no results yet",
+			withHealthChecks(testApp("/a", labels("", "a.example.com"), running("10.0.0.1"))),
+			1, 0, nil, true,
+		},
+		{
+			"health checks all alive",
+			withHealthChecks(testApp("/a", labels("", "a.example.com"), health(running("10.0.0.1"), true, true))),
+			1, 1, addrs("10.0.0.1"), true,
+		},
+		{
+			"one failing health check",
+			withHealthChecks(testApp("/a", labels("", "a.example.com"), health(running("10.0.0.1"), true, false), health(running("10.0.0.2"), true))),
+			2, 1, addrs("10.0.0.2"), true,
+		},
+		{
+			"results without health checks on the app are ignored",
+			testApp("/a", labels("", "a.example.com"), health(running("10.0.0.1"), false)),
+			1, 1, addrs("10.0.0.1"), true,
+		},
+		{
+			"nil health result is not alive",
+			withHealthChecks(testApp("/a", labels("", "a.example.com"), &marathon.Task{
+				State: taskRunning, IPAddresses: []*marathon.IPAddress{{IPAddress: "10.0.0.1"}},
+				HealthCheckResults: []*marathon.HealthCheckResult{nil},
+			})),
+			1, 0, nil, true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app})
+			st := s.Stats()
+			if st.Tasks != tc.tasks || st.LiveTasks != tc.live {
+				t.Errorf("tasks %d live %d, want %d %d", st.Tasks, st.LiveTasks, tc.tasks, tc.live)
+			}
+			answer := s.Resolve("integration", "a.example.com")
+			var got []netip.Addr
+			if answer.Service != nil {
+				got = answer.Service.Addrs
+			}
+			if !reflect.DeepEqual(got, tc.wantBackends) {
+				t.Errorf("backends %v, want %v", got, tc.wantBackends)
+			}
+			if !answer.Registered {
+				t.Errorf("name not registered")
+			}
+			_, how := s.EnvOf(netip.MustParseAddr("10.0.0.1"))
+			if (how == ByApp) != tc.wantEnvOfByIP {
+				t.Errorf("EnvOf(task ip) = %v, want ByApp %v", how, tc.wantEnvOfByIP)
+			}
+		})
+	}
+}
+
+func TestBackendAddresses(t *testing.T) {
+	ip := func(a string) map[string]string { return labels("", "a.example.com", "OAK_IP", a) }
+	tests := []struct {
+		name      string
+		app       marathon.Application
+		backends  []netip.Addr
+		byApp     []string // addresses EnvOf places in the app's env
+		notByApp  []string // addresses EnvOf does not
+		wantLive  int
+		wantTasks int
+	}{
+		{
+			"OAK_IP wins over task IPs",
+			testApp("/a", ip("10.199.45.23"), running("172.17.0.2"), running("172.17.0.3")),
+			addrs("10.199.45.23"), []string{"10.199.45.23", "172.17.0.2", "172.17.0.3"}, nil, 2, 2,
+		},
+		{
+			"OAK_IP without live tasks serves nothing but still identifies clients",
+			testApp("/a", ip("10.199.45.23"), task("TASK_STAGING", "192.0.2.1", "172.17.0.2")),
+			nil, []string{"10.199.45.23"}, []string{"172.17.0.2"}, 0, 0,
+		},
+		{
+			"task ipAddresses",
+			testApp("/a", labels("", "a.example.com"), task(taskRunning, "192.0.2.1", "10.0.0.2", "10.0.0.1"), running("10.0.0.1")),
+			addrs("10.0.0.1", "10.0.0.2"), []string{"10.0.0.1", "10.0.0.2"}, []string{"192.0.2.1"}, 2, 2,
+		},
+		{
+			"task host when it has no ipAddresses; the host is no claim",
+			testApp("/a", labels("", "a.example.com"), task(taskRunning, "192.0.2.1")),
+			addrs("192.0.2.1"), nil, []string{"192.0.2.1"}, 1, 1,
+		},
+		{
+			"invalid task IPs are skipped and the host used",
+			testApp("/a", labels("", "a.example.com"), task(taskRunning, "192.0.2.1", "garbage", "0.0.0.0", "fe80::1%eth0")),
+			addrs("192.0.2.1"), nil, nil, 1, 1,
+		},
+		{
+			"host name that is no IP gives no backend",
+			testApp("/a", labels("", "a.example.com"), task(taskRunning, "agent-1.example.com")),
+			nil, nil, nil, 1, 1,
+		},
+		{
+			"IPv6 task address",
+			testApp("/a", labels("", "a.example.com"), running("2001:db8::7")),
+			addrs("2001:db8::7"), []string{"2001:db8::7"}, nil, 1, 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app})
+			var got []netip.Addr
+			if svc := s.Resolve("", "a.example.com").Service; svc != nil {
+				got = svc.Addrs
+			}
+			if !reflect.DeepEqual(got, tc.backends) {
+				t.Errorf("backends %v, want %v", got, tc.backends)
+			}
+			for _, a := range tc.byApp {
+				if env, how := s.EnvOf(netip.MustParseAddr(a)); how != ByApp || env != "integration" {
+					t.Errorf("EnvOf(%s) = %s %v, want integration ByApp", a, env, how)
+				}
+			}
+			for _, a := range tc.notByApp {
+				if _, how := s.EnvOf(netip.MustParseAddr(a)); how == ByApp {
+					t.Errorf("EnvOf(%s) = ByApp", a)
+				}
+			}
+			if st := s.Stats(); st.LiveTasks != tc.wantLive || st.Tasks != tc.wantTasks {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestPorts(t *testing.T) {
+	port := func(n int) *int { return &n }
+	defs := []marathon.PortDefinition{{Port: port(8080), Name: "http"}, {Port: port(53), Protocol: "udp,tcp"}, {Port: port(0)}, {Port: port(9000), Name: "Bad_Name"}}
+	mappings := []marathon.PortMapping{{ContainerPort: 6379, Name: "redis", Protocol: "tcp"}, {ContainerPort: 80}}
+	withDefs := testApp("/defs", labels("", "a.example.com"), running("10.0.0.1"))
+	withDefs.PortDefinitions = &defs
+	withMappings := testApp("/maps", labels("", "a.example.com"), running("10.0.0.2"))
+	withMappings.Container = &marathon.Container{Docker: &marathon.Docker{PortMappings: &mappings}}
+	withLabel := testApp("/label", labels("", "a.example.com", "OAK_PORTS", "web:81"), running("10.0.0.3"))
+	withLabel.PortDefinitions = &defs
+	tests := []struct {
+		name string
+		app  marathon.Application
+		want []Port
+	}{
+		{"portDefinitions", withDefs, []Port{{"http", 8080, "tcp"}, {"port1", 53, "tcp"}, {"port1", 53, "udp"}, {"port3", 9000, "tcp"}}},
+		{"docker portMappings", withMappings, []Port{{"port1", 80, "tcp"}, {"redis", 6379, "tcp"}}},
+		{"OAK_PORTS wins", withLabel, []Port{{"web", 81, "tcp"}}},
+		{"none", testApp("/none", labels("", "a.example.com"), running("10.0.0.4")), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app}).Resolve("", "a.example.com").Service
+			if svc == nil || !reflect.DeepEqual(svc.Ports, tc.want) {
+				t.Errorf("service %+v, want ports %v", svc, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergeApps(t *testing.T) {
+	apps := []marathon.Application{
+		testApp("/redis-a", labels("feature-x", "redis.example.com", "OAK_PORTS", "redis:6379"), running("10.0.0.2")),
+		testApp("/redis-b", labels("feature-x", "redis.example.com", "OAK_PORTS", "redis:6380"), running("10.0.0.1"), running("10.0.0.2")),
+		withHealthChecks(testApp("/redis-c", labels("feature-x", "redis.example.com"), running("10.0.0.9"))),
+		testApp("/redis-other-env", labels("", "redis.example.com"), running("10.0.0.3")),
+	}
+	s := Build(mustPolicy(t, PolicyConfig{}), apps)
+	got := s.Resolve("feature-x", "redis.example.com").Service
+	want := &Service{
+		Name:  "redis.example.com",
+		Env:   "feature-x",
+		Addrs: addrs("10.0.0.1", "10.0.0.2"),
+		Ports: []Port{{"redis", 6379, "tcp"}, {"redis", 6380, "tcp"}},
+		Apps:  []string{"/redis-a", "/redis-b"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got := s.Resolve("integration", "redis.example.com").Service; got == nil || !reflect.DeepEqual(got.Apps, []string{"/redis-other-env"}) {
+		t.Errorf("integration: %+v", got)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	apps := []marathon.Application{
+		testApp("/good", labels("", "good.example.com"), running("10.0.0.1")),
+		testApp("/bad-name", labels("", "bad_name.example.com"), running("10.0.0.2")),
+		testApp("/bad-ip", labels("", "x.example.com", "OAK_IP", "10.0.0.256"), running("10.0.0.3")),
+		testApp("", labels("", "noid.example.com")),
+	}
+	s := Build(mustPolicy(t, PolicyConfig{}), apps)
+	want := []Rejection{
+		{AppID: "", Label: "id", Reason: "app has no id"},
+		{AppID: "/bad-ip", Label: "OAK_IP", Value: "10.0.0.256", Reason: `"10.0.0.256" is not an IP address`},
+		{AppID: "/bad-name", Label: "OAK_NAMES", Value: "bad_name.example.com", Reason: `name "bad_name.example.com" contains '_'; only [a-z0-9-.] are allowed`},
+	}
+	if got := s.Rejected(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Rejected() = %+v\nwant %+v", got, want)
+	}
+	if st := s.Stats(); st.Apps != 1 || st.Rejected != 3 || st.Names != 1 || st.Tasks != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if s.Resolve("", "good.example.com").Service == nil {
+		t.Errorf("good app is not served")
+	}
+	if _, how := s.EnvOf(netip.MustParseAddr("10.0.0.2")); how != ByDefault {
+		t.Errorf("a rejected app's task still identifies clients: %v", how)
+	}
+	// Fixing the app takes it out of Rejected.
+	fixed := s.Apply([]marathon.Application{testApp("/bad-name", labels("", "bad-name.example.com"), running("10.0.0.2"))}, nil)
+	if st := fixed.Stats(); st.Apps != 2 || st.Rejected != 2 {
+		t.Errorf("after fix: %+v", st)
+	}
+}
+
+func TestEnvsAndStats(t *testing.T) {
+	apps := []marathon.Application{
+		testApp("/a", labels("feature-x", "a.example.com"), running("10.0.0.1")),
+		testApp("/b", labels("staging", "a.example.com,b.example.com"), running("10.0.0.2"), task("TASK_STAGING", "h")),
+		testApp("/plain", nil, running("10.0.0.3")),
+	}
+	s := Build(mustPolicy(t, PolicyConfig{}), apps)
+	if got := s.Envs(); !reflect.DeepEqual(got, []string{"feature-x", "integration", "staging"}) {
+		t.Errorf("Envs() = %v", got)
+	}
+	want := Stats{Apps: 3, Tasks: 3, LiveTasks: 3, Rejected: 0, Names: 2, Envs: 3}
+	if got := s.Stats(); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+}
+
+// TestApplyEquivalence checks that a snapshot reached by Apply holds what
+// Build of the final app set holds, and that Apply leaves its input alone.
+func TestApplyEquivalence(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{Fallback: []FallbackRule{{"feature-*", "staging"}}})
+	base := []marathon.Application{
+		testApp("/int/redis", labels("", "redis.example.com", "OAK_HTTP", "redis.example.com"), running("10.0.0.1")),
+		testApp("/int/db", labels("", "db.example.com,db2.example.com"), running("10.0.0.2"), running("10.0.0.3")),
+		testApp("/stg/redis", labels("staging", "redis.example.com", "OAK_IP", "10.0.1.1"), running("172.17.0.2")),
+		testApp("/fx/web", labels("feature-x", "web.example.com", "OAK_HTTP", "web.example.com:8080"), running("10.0.2.1")),
+		testApp("/plain", nil, running("10.0.9.9")),
+		testApp("/bad", labels("", "bad name")),
+	}
+	steps := []struct {
+		name   string
+		upsert []marathon.Application
+		remove []string
+	}{
+		{"nothing", nil, nil},
+		{"add app", []marathon.Application{testApp("/fx/redis", labels("feature-x", "redis.example.com"), running("10.0.2.2"))}, nil},
+		{"change names", []marathon.Application{testApp("/int/db", labels("", "db.example.com,db3.example.com"), running("10.0.0.2"))}, nil},
+		{"change env", []marathon.Application{testApp("/stg/redis", labels("feature-y", "redis.example.com", "OAK_IP", "10.0.1.1"), running("172.17.0.2"))}, nil},
+		{"become unhealthy", []marathon.Application{withHealthChecks(testApp("/int/redis", labels("", "redis.example.com"), health(running("10.0.0.1"), false)))}, nil},
+		{"remove", nil, []string{"/fx/web", "/does-not-exist"}},
+		{"fix rejected", []marathon.Application{testApp("/bad", labels("", "good.example.com"), running("10.0.3.1"))}, nil},
+		{"break accepted", []marathon.Application{testApp("/int/db", labels("", "db.example.com", "OAK_IP", "nope"))}, nil},
+		{"conflict", []marathon.Application{testApp("/stg/twin", labels("staging", "twin.example.com"), running("10.0.9.9"))}, nil},
+		{"duplicate ids: last wins", []marathon.Application{
+			testApp("/dup", labels("", "first.example.com"), running("10.0.4.1")),
+			testApp("/dup", labels("feature-z", "second.example.com"), running("10.0.4.2")),
+		}, nil},
+		{"upsert and remove: remove wins", []marathon.Application{testApp("/gone", labels("", "gone.example.com"), running("10.0.5.1"))}, []string{"/gone"}},
+		{"remove everything", nil, []string{"/int/redis", "/int/db", "/stg/redis", "/fx/web", "/plain", "/bad", "/fx/redis", "/stg/twin", "/dup"}},
+	}
+	current := map[string]marathon.Application{}
+	var order []string
+	put := func(a marathon.Application) {
+		if _, ok := current[a.ID]; !ok {
+			order = append(order, a.ID)
+		}
+		current[a.ID] = a
+	}
+	for _, a := range base {
+		put(a)
+	}
+	s := Build(p, base)
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			before := contentOf(t, s)
+			next := s.Apply(step.upsert, step.remove)
+			if after := contentOf(t, s); !reflect.DeepEqual(before, after) {
+				t.Fatalf("Apply modified its input snapshot")
+			}
+			removed := map[string]bool{}
+			for _, id := range step.remove {
+				removed[id] = true
+			}
+			for _, a := range step.upsert {
+				if !removed[a.ID] {
+					put(a)
+				}
+			}
+			for id := range removed {
+				delete(current, id)
+			}
+			var final []marathon.Application
+			for _, id := range order {
+				if a, ok := current[id]; ok {
+					final = append(final, a)
+				}
+			}
+			sameContent(t, next, Build(p, final))
+			s = next
+		})
+	}
+	if st := s.Stats(); st != (Stats{}) {
+		t.Errorf("after removing everything: %+v", st)
+	}
+}
+
+// TestMarathonFixture reads a /v2/apps body recorded from Marathon 1.5 (in
+// the marathon-lb repository) as go-marathon decodes it.
+func TestMarathonFixture(t *testing.T) {
+	body, err := os.ReadFile(sharedFixture(t, "marathon/marathon-lb/marathon15_apps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps marathon.Applications
+	if err := json.Unmarshal(body, &apps); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(apps.Apps) != 1 || apps.Apps[0].ID != "/pywebserver" || (*apps.Apps[0].Labels)["HAPROXY_0_VHOST"] != "myvhost.com" {
+		t.Fatalf("unexpected fixture content: %+v", apps.Apps)
+	}
+	container := netip.MustParseAddr("172.17.0.2") // the task's ipAddresses
+	agent := netip.MustParseAddr("10.0.2.148")     // the task's host
+
+	t.Run("as recorded", func(t *testing.T) {
+		for _, prefix := range []string{"", "HAPROXY_"} {
+			s := Build(mustPolicy(t, PolicyConfig{LabelPrefix: prefix}), apps.Apps)
+			want := Stats{Apps: 1, Tasks: 1, LiveTasks: 1, Envs: 1}
+			if got := s.Stats(); got != want {
+				t.Errorf("prefix %q: Stats() = %+v, want %+v", prefix, got, want)
+			}
+			if env, how := s.EnvOf(container); env != "integration" || how != ByApp {
+				t.Errorf("EnvOf(task ip) = %s %v", env, how)
+			}
+			if env, how := s.EnvOf(agent); env != "integration" || how != ByDefault {
+				t.Errorf("EnvOf(agent) = %s %v", env, how)
+			}
+		}
+	})
+
+	t.Run("with oak labels", func(t *testing.T) {
+		app := apps.Apps[0]
+		l := map[string]string{"OAK_ENV": "feature-py", "OAK_NAMES": "pywebserver.example.com", "OAK_HTTP": "myvhost.com"}
+		app.Labels = &l
+		p := mustPolicy(t, PolicyConfig{CIDRs: []CIDRRule{{netip.MustParsePrefix("172.17.0.0/16"), "docker"}}})
+		s := Build(p, []marathon.Application{app})
+		answer := s.Resolve("feature-py", "pywebserver.example.com")
+		if answer.Service == nil || !reflect.DeepEqual(answer.Service.Addrs, []netip.Addr{container}) {
+			t.Errorf("Resolve = %+v", answer)
+		}
+		if env, how := s.EnvOf(container); env != "feature-py" || how != ByApp {
+			t.Errorf("EnvOf(task ip) = %s %v; the app wins over the CIDR rule", env, how)
+		}
+		if env, how := s.EnvOf(netip.MustParseAddr("172.17.0.3")); env != "docker" || how != ByCIDR {
+			t.Errorf("EnvOf(other container) = %s %v", env, how)
+		}
+		if got := s.Reverse(container); !reflect.DeepEqual(got, []NameRef{{"pywebserver.example.com", "feature-py"}}) {
+			t.Errorf("Reverse = %v", got)
+		}
+		if vh := s.VirtualHosts("feature-py"); len(vh) != 1 || vh[0].Host != "myvhost.com" {
+			t.Errorf("VirtualHosts = %+v", vh)
+		}
+		// The recorded task has no health check results: with a health check
+		// on the app it is running but not live.
+		app = withHealthChecks(app)
+		s = Build(p, []marathon.Application{app})
+		if st := s.Stats(); st.Tasks != 1 || st.LiveTasks != 0 {
+			t.Errorf("with health checks: %+v", st)
+		}
+		if answer := s.Resolve("feature-py", "pywebserver.example.com"); answer.Service != nil || !answer.Registered {
+			t.Errorf("with health checks: %+v", answer)
+		}
+	})
+}
