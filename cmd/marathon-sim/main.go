@@ -1,0 +1,130 @@
+// Command marathon-sim serves a simulated Marathon 1.4 master (REST API,
+// /v2/events stream and the /_sim/ fault injection API) for tests, demos
+// and benchmarks. See package marathonsim.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/oakdns/oak/marathonsim"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "marathon-sim:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, serves until SIGINT/SIGTERM (or ctx ends, when given) and
+// shuts down gracefully. ready, when not nil, receives the bound address.
+func run(args []string, stderr io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("marathon-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (host:port)")
+	appsFile := fs.String("apps", "", "start from this GET /v2/apps?embed=apps.tasks JSON body (tasks loaded as they are)")
+	cidr := fs.String("task-cidr", "10.199.46.0/24", "fake range for task ipAddresses (data only, never contacted)")
+	host := fs.String("host", "127.0.0.1", "agent host reported for every task")
+	staging := fs.Duration("staging-delay", 20*time.Millisecond, "time a new task stays TASK_STAGING (0 = none)")
+	health := fs.Duration("health-delay", 20*time.Millisecond, "time before a running task's first health result (0 = none)")
+	backoff := fs.Duration("restart-backoff", 100*time.Millisecond, "delay before a failed task is replaced (0 = none)")
+	heartbeat := fs.Duration("heartbeat", 10*time.Second, "event stream heartbeat period (0 = none)")
+	retry := fs.Duration("sse-retry", 0, `test only: send "retry: <ms>" on each stream's first frame (0 = never, as Marathon)`)
+	user := fs.String("user", "", "require HTTP basic auth with this user (with -password)")
+	password := fs.String("password", "", "password for -user")
+	token := fs.String("token", "", `accept "Authorization: token=<token>" (DC/OS)`)
+	verbose := fs.Bool("v", false, "log every fault and stream at debug level")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: marathon-sim [flags]
+
+Serves a simulated Marathon 1.4 master: /ping, /v2/apps, /v2/tasks,
+/v2/deployments, /v2/events (SSE), /v2/info, /v2/leader, and the fault
+injection API under /_sim/ (GET state; POST drop-streams, refuse-streams?on=,
+fail-rest?n=&status=&ping=, drop-events?n=, delay?ms=,
+task/healthy|unhealthy|kill?task=, reset).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	prefix, err := netip.ParsePrefix(*cidr)
+	if err != nil {
+		return fmt.Errorf("-task-cidr: %w", err)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	none := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1 // Options: negative means none
+		}
+		return d
+	}
+	sim := marathonsim.New(marathonsim.Options{
+		TaskCIDR: prefix, Host: *host,
+		StagingDelay: none(*staging), HealthDelay: none(*health), RestartBackoff: none(*backoff),
+		Heartbeat: none(*heartbeat), SSERetry: *retry,
+		User: *user, Password: *password, Token: *token, Logger: logger,
+	})
+	defer sim.Close()
+	if *appsFile != "" {
+		body, err := os.ReadFile(*appsFile)
+		if err != nil {
+			return fmt.Errorf("-apps: %w", err)
+		}
+		if err := sim.LoadApps(body); err != nil {
+			return fmt.Errorf("-apps %s: %w", *appsFile, err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("marathon-sim serving", "addr", ln.Addr().String(), "apps", len(sim.State().Apps))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("marathon-sim stopping")
+	sim.Close() // ends event streams so that Shutdown need not wait for them
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	<-errc
+	return nil
+}

@@ -1,0 +1,575 @@
+package marathonsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// computed reports app keys Marathon derives; they are never stored from a
+// request body.
+func computed(key string) bool {
+	switch key {
+	case "tasks", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy",
+		"deployments", "taskStats", "lastTaskFailure", "versionInfo", "version",
+		"readinessCheckResults", "counts":
+		return true
+	}
+	return false
+}
+
+// defaultDefinition is what Marathon 1.4 fills in for keys a new app leaves out.
+func defaultDefinition() fields {
+	return fields{
+		"cmd": raw(`null`), "args": raw(`null`), "user": raw(`null`), "env": raw(`{}`),
+		"instances": raw(`1`), "cpus": raw(`1`), "mem": raw(`128`), "disk": raw(`0`), "gpus": raw(`0`),
+		"executor": raw(`""`), "constraints": raw(`[]`), "uris": raw(`[]`), "fetch": raw(`[]`),
+		"storeUrls": raw(`[]`), "backoffSeconds": raw(`1`), "backoffFactor": raw(`1.15`),
+		"maxLaunchDelaySeconds": raw(`3600`), "container": raw(`null`), "healthChecks": raw(`[]`),
+		"readinessChecks": raw(`[]`), "dependencies": raw(`[]`),
+		"upgradeStrategy": raw(`{"maximumOverCapacity":1,"minimumHealthCapacity":1}`),
+		"labels":          raw(`{}`), "acceptedResourceRoles": raw(`null`), "ipAddress": raw(`null`),
+		"residency": raw(`null`), "secrets": raw(`{}`), "taskKillGracePeriodSeconds": raw(`null`),
+		"unreachableStrategy": raw(`{"expungeAfterSeconds":600,"inactiveAfterSeconds":300}`),
+		"killSelection":       raw(`"YOUNGEST_FIRST"`), "requirePorts": raw(`false`),
+		"portDefinitions": raw(`[]`), "ports": raw(`[]`),
+	}
+}
+
+func raw(s string) json.RawMessage { return json.RawMessage(s) }
+
+// canonical re-encodes a JSON value with sorted keys and no spaces, so that
+// equal values compare equal as bytes.
+func canonical(v json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return nil, err
+	}
+	return json.Marshal(x)
+}
+
+// parseBody reads a JSON object body into canonical top-level fields.
+// Computed keys are dropped, and so are nulls (a null in an update means
+// "unchanged", which is what go-marathon's "ports":null needs).
+func parseBody(r *http.Request) (fields, *apiError) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		return nil, badJSON("/", "error.read")
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, badJSON("/", "error.expected.jsobject")
+	}
+	out := fields{}
+	for k, v := range top {
+		if computed(k) && k != "version" {
+			continue
+		}
+		if string(bytes.TrimSpace(v)) == "null" {
+			continue
+		}
+		c, err := canonical(v)
+		if err != nil {
+			return nil, badJSON("/"+k, "error.invalid")
+		}
+		out[k] = c
+	}
+	return out, nil
+}
+
+// parseSpec decodes the fields the simulator acts on and validates them.
+func parseSpec(def fields) (appSpec, *apiError) {
+	var spec appSpec
+	body, _ := json.Marshal(def)
+	if err := json.Unmarshal(body, &spec); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return spec, badJSON("/"+strings.ReplaceAll(te.Field, ".", "/"), "error.expected.js"+jsType(te.Type.Kind().String()))
+		}
+		return spec, badJSON("/", err.Error())
+	}
+	if !validID(normalizeID(spec.ID)) || strings.TrimSpace(spec.ID) == "" {
+		return spec, invalid("/id", "must fully match regular expression '"+appIDPattern.String()+"'")
+	}
+	if n := spec.instances(); n < 0 {
+		return spec, invalid("/instances", fmt.Sprintf("got %d, expected 0 or more", n))
+	}
+	return spec, nil
+}
+
+func jsType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "bool":
+		return "boolean"
+	}
+	return "number"
+}
+
+// assignPorts gives service ports to zero ports and sets "ports" to the
+// app's service ports, as Marathon does. s.mu must be held.
+func (s *Server) assignPorts(def fields, spec *appSpec) {
+	var service []int
+	next := func(p int) int {
+		if p != 0 {
+			return p
+		}
+		s.nextService++
+		return 10000 + s.nextService - 1
+	}
+	switch {
+	case spec.Container != nil && spec.Container.Docker != nil && len(spec.Container.Docker.PortMappings) > 0:
+		var container map[string]any
+		_ = json.Unmarshal(def["container"], &container)
+		docker, _ := container["docker"].(map[string]any)
+		mappings, _ := docker["portMappings"].([]any)
+		for i, m := range mappings {
+			pm, _ := m.(map[string]any)
+			if pm == nil {
+				continue
+			}
+			p := next(spec.Container.Docker.PortMappings[i].ServicePort)
+			spec.Container.Docker.PortMappings[i].ServicePort = p
+			pm["servicePort"] = p
+			service = append(service, p)
+		}
+		def["container"], _ = json.Marshal(container)
+	case def["portDefinitions"] != nil && len(spec.PortDefinitions) > 0:
+		var defs []map[string]any
+		_ = json.Unmarshal(def["portDefinitions"], &defs)
+		for i := range defs {
+			p := next(spec.PortDefinitions[i].Port)
+			spec.PortDefinitions[i].Port = p
+			defs[i]["port"] = p
+			service = append(service, p)
+		}
+		def["portDefinitions"], _ = json.Marshal(defs)
+	case len(spec.Ports) > 0:
+		defs := make([]map[string]any, len(spec.Ports))
+		spec.PortDefinitions = make([]portDefinition, len(spec.Ports))
+		for i, p := range spec.Ports {
+			p = next(p)
+			spec.PortDefinitions[i].Port = p
+			defs[i] = map[string]any{"port": p, "protocol": "tcp", "labels": map[string]string{}}
+			service = append(service, p)
+		}
+		def["portDefinitions"], _ = json.Marshal(defs)
+	}
+	if service == nil {
+		service = []int{}
+	}
+	spec.Ports = service
+	def["ports"], _ = json.Marshal(service)
+}
+
+// servicePorts are the app's service ports as tasks report them.
+func (a *app) servicePorts() []int { return a.spec.Ports }
+
+// defJSON renders the stored definition with version and versionInfo.
+func (a *app) defJSON(def fields, version string) json.RawMessage {
+	out := make(fields, len(def)+2)
+	for k, v := range def {
+		out[k] = v
+	}
+	out["version"], _ = json.Marshal(version)
+	if _, ok := out["versionInfo"]; !ok && version == a.version {
+		out["versionInfo"], _ = json.Marshal(map[string]string{
+			"lastScalingAt": a.scalingAt, "lastConfigChangeAt": a.configVersion,
+		})
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// embed says which computed parts go into an app's JSON.
+type embed struct {
+	tasks, counts, deployments, lastFailure bool
+}
+
+// renderLocked renders a as GET /v2/apps does. s.mu must be held.
+func (s *Server) renderLocked(a *app, e embed) json.RawMessage {
+	out := make(fields, len(a.def)+10)
+	for k, v := range a.def {
+		out[k] = v
+	}
+	out["id"], _ = json.Marshal(a.id)
+	out["version"], _ = json.Marshal(a.version)
+	out["versionInfo"], _ = json.Marshal(map[string]string{
+		"lastScalingAt": a.scalingAt, "lastConfigChangeAt": a.configVersion,
+	})
+	tasks := s.tasks[a.id]
+	if e.counts {
+		var staged, running, healthy, unhealthy int
+		for _, t := range tasks {
+			switch t.State {
+			case stateStaging, "TASK_STARTING":
+				staged++
+			case stateRunning:
+				running++
+			}
+			if a.spec.hasHealthChecks() && len(t.HealthCheckResults) > 0 {
+				if t.ready(true) {
+					healthy++
+				} else {
+					unhealthy++
+				}
+			}
+		}
+		for k, n := range map[string]int{"tasksStaged": staged, "tasksRunning": running, "tasksHealthy": healthy, "tasksUnhealthy": unhealthy} {
+			out[k], _ = json.Marshal(n)
+		}
+	}
+	if e.deployments {
+		deps := []map[string]string{}
+		if d := s.locks[a.id]; d != nil {
+			deps = append(deps, map[string]string{"id": d.id})
+		}
+		out["deployments"], _ = json.Marshal(deps)
+	}
+	if e.tasks {
+		if tasks == nil {
+			tasks = []*task{}
+		}
+		out["tasks"], _ = json.Marshal(tasks)
+	}
+	if e.lastFailure && a.lastFailure != nil {
+		out["lastTaskFailure"], _ = json.Marshal(a.lastFailure)
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// listApps answers GET /v2/apps with embed, id, cmd and label filters.
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	e := embed{counts: true, deployments: true}
+	for _, v := range q["embed"] {
+		switch v {
+		case "apps.tasks":
+			e.tasks = true
+		case "apps.lastTaskFailure":
+			e.lastFailure = true
+		}
+	}
+	sel, err := parseSelector(q.Get("label"))
+	if err != nil {
+		writeError(w, &apiError{http.StatusBadRequest, map[string]string{"message": "Invalid label selector: " + err.Error()}})
+		return
+	}
+	idFilter, cmdFilter := strings.ToLower(q.Get("id")), q.Get("cmd")
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.apps))
+	for id := range s.apps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	list := make([]json.RawMessage, 0, len(ids))
+	for _, id := range ids {
+		a := s.apps[id]
+		if idFilter != "" && !strings.Contains(strings.ToLower(id), idFilter) {
+			continue
+		}
+		if cmdFilter != "" {
+			var cmd string
+			_ = json.Unmarshal(a.def["cmd"], &cmd)
+			if !strings.Contains(cmd, cmdFilter) {
+				continue
+			}
+		}
+		if !sel.matches(a.spec.Labels) {
+			continue
+		}
+		list = append(list, s.renderLocked(a, e))
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"apps": list})
+}
+
+// getApp answers GET /v2/apps/{id}: Marathon always embeds tasks, counts,
+// deployments and the last task failure for a single app.
+func (s *Server) getApp(w http.ResponseWriter, _ *http.Request, id string) {
+	s.mu.Lock()
+	a := s.apps[id]
+	var body json.RawMessage
+	if a != nil {
+		body = s.renderLocked(a, embed{tasks: true, counts: true, deployments: true, lastFailure: true})
+	}
+	s.mu.Unlock()
+	if a == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"app": body})
+}
+
+// createApp answers POST /v2/apps: 201 with the new app and its deployment.
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	body, aerr := parseBody(r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	delete(body, "version")
+	def := defaultDefinition()
+	for k, v := range body {
+		def[k] = v
+	}
+	spec, aerr := parseSpec(def)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	id := normalizeID(spec.ID)
+	def["id"], _ = json.Marshal(id)
+
+	s.mu.Lock()
+	if _, ok := s.apps[id]; ok {
+		s.mu.Unlock()
+		writeError(w, &apiError{http.StatusConflict, map[string]string{"message": fmt.Sprintf("An app with id [%s] already exists.", id)}})
+		return
+	}
+	original := s.treeLocked()
+	a := s.storeLocked(id, nil, def, spec, true)
+	s.emitLocked("api_post_event", map[string]any{
+		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.defJSON(a.def, a.version),
+	})
+	d := s.deployLocked(a.id, original, planCreate, nil)
+	out := s.renderLocked(a, embed{tasks: true, counts: true, deployments: true})
+	s.mu.Unlock()
+	w.Header().Set("Location", id)
+	w.Header().Set("Marathon-Deployment-Id", d.id)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// storeLocked saves a new version of app id (prev nil for a new app) and
+// returns it. configChange says whether tasks must be replaced.
+// s.mu must be held.
+func (s *Server) storeLocked(id string, prev *app, def fields, spec appSpec, configChange bool) *app {
+	s.assignPorts(def, &spec)
+	version := s.nowVersion()
+	a := &app{id: id, def: def, spec: spec, version: version, scalingAt: version, configVersion: version, versions: map[string]fields{}}
+	if prev != nil {
+		a.versions, a.order, a.lastFailure = prev.versions, prev.order, prev.lastFailure
+		if !configChange {
+			a.configVersion = prev.configVersion
+		}
+	}
+	a.versions[version] = def
+	a.order = append(a.order, version)
+	s.apps[id] = a
+	return a
+}
+
+// updateApp answers PUT/PATCH /v2/apps/{id}: a partial update, or a
+// rollback when the body names a version.
+func (s *Server) updateApp(w http.ResponseWriter, r *http.Request, id string) {
+	if !validID(id) {
+		writeError(w, invalid("/id", "must fully match regular expression '"+appIDPattern.String()+"'"))
+		return
+	}
+	body, aerr := parseBody(r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.apps[id]
+	if d := s.locks[id]; d != nil && prev != nil {
+		if !forced(r) {
+			writeError(w, locked(d))
+			return
+		}
+		s.cancelDeploymentLocked(d)
+	}
+	var def fields
+	if v, ok := body["version"]; ok {
+		var version string
+		_ = json.Unmarshal(v, &version)
+		if prev == nil || prev.versions[version] == nil {
+			writeError(w, &apiError{http.StatusNotFound, map[string]string{"message": fmt.Sprintf("App '%s' does not exist in version %s", id, version)}})
+			return
+		}
+		def = copyFields(prev.versions[version])
+	} else {
+		if prev != nil {
+			def = copyFields(prev.def)
+		} else {
+			def = defaultDefinition()
+		}
+		for k, v := range body {
+			if k == "ports" {
+				if _, both := body["portDefinitions"]; both {
+					continue
+				}
+				delete(def, "portDefinitions")
+			}
+			def[k] = v
+		}
+	}
+	def["id"], _ = json.Marshal(id)
+	spec, aerr := parseSpec(def)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	original := s.treeLocked()
+	kind, change := planCreate, true
+	if prev != nil {
+		kind, change = classify(prev, def)
+	}
+	a := s.storeLocked(id, prev, def, spec, change)
+	s.emitLocked("api_post_event", map[string]any{
+		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.defJSON(a.def, a.version),
+	})
+	d := s.deployLocked(id, original, kind, prev)
+	status := http.StatusOK
+	if prev == nil {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]string{"deploymentId": d.id, "version": a.version})
+}
+
+// classify tells a scale-only change from a config change (which restarts
+// every task) and from no change at all.
+func classify(prev *app, def fields) (planKind, bool) {
+	if len(prev.def) != len(def) {
+		return planRestart, true
+	}
+	for k, v := range def {
+		if k != "instances" && !bytes.Equal(prev.def[k], v) {
+			return planRestart, true
+		}
+	}
+	if bytes.Equal(prev.def["instances"], def["instances"]) {
+		return planNone, false
+	}
+	return planScale, false
+}
+
+func copyFields(f fields) fields {
+	out := make(fields, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	return out
+}
+
+// deleteApp answers DELETE /v2/apps/{id}: the app leaves the group tree at
+// once; a StopApplication deployment kills its tasks.
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.apps[id]
+	if prev == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	if d := s.locks[id]; d != nil {
+		if !forced(r) {
+			writeError(w, locked(d))
+			return
+		}
+		s.cancelDeploymentLocked(d)
+	}
+	original := s.treeLocked()
+	delete(s.apps, id)
+	version := s.nowVersion()
+	d := s.deployLocked(id, original, planStop, prev)
+	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": version})
+}
+
+// restartApp answers POST /v2/apps/{id}/restart: a new config version and a
+// RestartApplication deployment, without api_post_event.
+func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.apps[id]
+	if prev == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	if d := s.locks[id]; d != nil {
+		if !forced(r) {
+			writeError(w, locked(d))
+			return
+		}
+		s.cancelDeploymentLocked(d)
+	}
+	original := s.treeLocked()
+	a := s.storeLocked(id, prev, copyFields(prev.def), prev.spec, true)
+	d := s.deployLocked(id, original, planRestart, prev)
+	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": a.version})
+}
+
+// appVersions answers GET /v2/apps/{id}/versions, newest first.
+func (s *Server) appVersions(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.apps[id]
+	if a == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	versions := make([]string, 0, len(a.order))
+	for i := len(a.order) - 1; i >= 0; i-- {
+		versions = append(versions, a.order[i])
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"versions": versions})
+}
+
+// appAtVersion answers GET /v2/apps/{id}/versions/{v} with the bare app.
+func (s *Server) appAtVersion(w http.ResponseWriter, id, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.apps[id]
+	if a == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	def := a.versions[version]
+	if def == nil {
+		writeError(w, &apiError{http.StatusNotFound, map[string]string{"message": fmt.Sprintf("App '%s' does not exist in version %s", id, version)}})
+		return
+	}
+	writeJSON(w, http.StatusOK, a.defJSON(def, version))
+}
+
+// treeLocked renders the current root group for deployment plans.
+// s.mu must be held.
+func (s *Server) treeLocked() json.RawMessage {
+	defs := make(map[string]json.RawMessage, len(s.apps))
+	version := ""
+	for id, a := range s.apps {
+		defs[id] = a.defJSON(a.def, a.version)
+		if a.version > version {
+			version = a.version
+		}
+	}
+	if version == "" {
+		version = timestamp(s.lastVersion)
+	}
+	return groupTree(defs, version)
+}
+
+// clientIP is the request's remote address without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,30 @@
+// Package marathonsim is a stateful Marathon 1.4 simulator: the REST API and
+// the server-sent event stream that go-marathon v0.7.1 talks to, with apps,
+// tasks, deployments, versions and fault injection for tests.
+//
+// See /work/shared/MARATHON.md (§2 shapes and event orders, §5 requirements)
+// for what "as real Marathon does" means here.
+//
+// Usage in a test:
+//
+//	sim := marathonsim.New(marathonsim.Options{StagingDelay: -1}) // tasks run at once
+//	srv := httptest.NewServer(sim)
+//	defer srv.Close()
+//	defer sim.Close() // runs first: stops deployments, task timers and streams
+//
+//	cfg := marathon.NewDefaultConfig()
+//	cfg.URL = srv.URL
+//	cfg.EventsTransport = marathon.EventsTransportSSE
+//	client, _ := marathon.NewClient(cfg)
+//	client.CreateApplication(marathon.NewDockerApplication().Name("/web").Count(2))
+//	sim.Settle(ctx) // wait until no deployment runs and no task is staging
+//
+// Faults are set with methods (DropStreams, RefuseStreams, FailREST,
+// DropEvents, SetDelay, SetTaskHealth, KillTask, Reset) or the equivalent
+// JSON admin API under /_sim/ (see admin.go). Start state can be given as a
+// GET /v2/apps?embed=apps.tasks body in Options.Apps; its tasks are loaded
+// as they are.
+//
+// Close the Server before the HTTP server that serves it: Close ends the
+// event streams, which httptest.Server.Close would otherwise wait for.
+package marathonsim

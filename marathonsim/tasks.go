@@ -1,0 +1,413 @@
+package marathonsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+)
+
+// launchLocked starts a new task of a's current config version: it is
+// TASK_STAGING now and a goroutine moves it on. s.mu must be held.
+func (s *Server) launchLocked(a *app) *task {
+	now := timestamp(time.Now())
+	t := &task{
+		ID: newTaskID(a.id), SlaveID: s.opts.AgentID, Host: s.opts.Host, State: stateStaging,
+		StagedAt: now, Version: a.configVersion, AppID: a.id,
+		Ports: s.hostPortsLocked(a), ServicePorts: append([]int(nil), a.servicePorts()...),
+	}
+	if ip := a.spec.fixedIP(); ip != "" {
+		t.IPAddresses = []ipAddress{{IPAddress: ip, Protocol: protocolOf(ip)}}
+	} else if addr, ok := s.leaseLocked(); ok {
+		t.leased = addr
+		t.IPAddresses = []ipAddress{{IPAddress: addr.String(), Protocol: protocolOf(addr.String())}}
+	}
+	s.tasks[a.id] = append(s.tasks[a.id], t)
+	s.emitLocked("instance_changed_event", instanceChanged(t, "Created"))
+	s.emitLocked("status_update_event", statusUpdate(t, ""))
+	s.notifyLocked()
+	withHealth := a.spec.hasHealthChecks()
+	checks := len(a.spec.HealthChecks)
+	s.goLocked(func() { s.runTask(t, withHealth, checks) })
+	return t
+}
+
+// runTask moves a new task to TASK_RUNNING after StagingDelay and, for apps
+// with health checks, gives it alive results after HealthDelay.
+func (s *Server) runTask(t *task, withHealth bool, checks int) {
+	if !sleep(s.ctx, s.opts.StagingDelay) {
+		return
+	}
+	s.mu.Lock()
+	if t.removed || t.State != stateStaging {
+		s.mu.Unlock()
+		return
+	}
+	t.State = stateRunning
+	t.StartedAt = timestamp(time.Now())
+	s.emitLocked("status_update_event", statusUpdate(t, ""))
+	s.emitLocked("instance_changed_event", instanceChanged(t, "Running"))
+	s.notifyLocked()
+	s.mu.Unlock()
+	if !withHealth || !sleep(s.ctx, s.opts.HealthDelay) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.removed || t.State != stateRunning || len(t.HealthCheckResults) > 0 {
+		return // killed, or health already set through the admin API
+	}
+	s.setHealthLocked(t, true, checks)
+}
+
+// setHealthLocked sets every health check result of t and publishes
+// health_status_changed_event when alive changes. s.mu must be held.
+func (s *Server) setHealthLocked(t *task, alive bool, checks int) {
+	if checks < 1 {
+		checks = 1
+	}
+	now := timestamp(time.Now())
+	changed := len(t.HealthCheckResults) == 0
+	results := make([]healthResult, checks)
+	for i := range results {
+		var h healthResult
+		if i < len(t.HealthCheckResults) {
+			h = t.HealthCheckResults[i]
+		}
+		if h.Alive != alive {
+			changed = true
+		}
+		h.Alive = alive
+		h.InstanceID = instanceID(t.ID)
+		if alive {
+			h.ConsecutiveFailures = 0
+			if h.FirstSuccess == nil {
+				h.FirstSuccess = &now
+			}
+			h.LastSuccess = &now
+		} else {
+			h.ConsecutiveFailures++
+			h.LastFailure = &now
+			cause := "simulated failure (marathonsim)"
+			h.LastFailureCause = &cause
+		}
+		results[i] = h
+	}
+	t.HealthCheckResults = results
+	if changed {
+		s.emitLocked("health_status_changed_event", map[string]any{
+			"appId": t.AppID, "instanceId": instanceID(t.ID), "version": t.Version, "alive": alive,
+		})
+	}
+	s.notifyLocked()
+}
+
+// killLocked ends t with a terminal state, publishes it and forgets t.
+// s.mu must be held.
+func (s *Server) killLocked(t *task, state, message string) {
+	t.State = state
+	s.emitLocked("status_update_event", statusUpdate(t, message))
+	condition := "Killed"
+	if state == stateFailed {
+		condition = "Failed"
+	}
+	s.emitLocked("instance_changed_event", instanceChanged(t, condition))
+	s.removeLocked(t)
+	s.notifyLocked()
+}
+
+// removeLocked drops t from the task table and releases its address.
+func (s *Server) removeLocked(t *task) {
+	t.removed = true
+	list := s.tasks[t.AppID]
+	for i, other := range list {
+		if other == t {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.tasks, t.AppID)
+	} else {
+		s.tasks[t.AppID] = list
+	}
+	if t.leased.IsValid() {
+		delete(s.leases, t.leased)
+	}
+}
+
+// failLocked ends t with TASK_FAILED and launches a replacement after
+// RestartBackoff, as Marathon's launch queue does. s.mu must be held.
+func (s *Server) failLocked(t *task, message string) {
+	s.killLocked(t, stateFailed, message)
+	if a := s.apps[t.AppID]; a != nil {
+		a.lastFailure = &lastTaskFailure{
+			AppID: t.AppID, Host: t.Host, Message: message, State: stateFailed, TaskID: t.ID,
+			Timestamp: timestamp(time.Now()), Version: t.Version, SlaveID: t.SlaveID,
+		}
+	}
+	s.replaceLater(t.AppID, s.opts.RestartBackoff)
+}
+
+// replaceLater launches one task for appID after delay if the app still
+// wants more tasks and no deployment is on it. s.mu must be held.
+func (s *Server) replaceLater(appID string, delay time.Duration) {
+	gen := s.generation
+	started := s.goLocked(func() {
+		if !sleep(s.ctx, delay) {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if gen != s.generation {
+			return // Reset meanwhile
+		}
+		s.pending--
+		s.notifyLocked()
+		a := s.apps[appID]
+		if a == nil || s.locks[appID] != nil {
+			return // gone, or a deployment converges it
+		}
+		current := 0
+		for _, t := range s.tasks[appID] {
+			if t.Version == a.configVersion {
+				current++
+			}
+		}
+		if current < a.spec.instances() {
+			s.launchLocked(a)
+		}
+	})
+	if started {
+		s.pending++
+	}
+}
+
+// hostPortsLocked picks the task's host ports: fixed host ports as given,
+// others from 31000-32999. s.mu must be held.
+func (s *Server) hostPortsLocked(a *app) []int {
+	next := func() int {
+		p := 31000 + s.nextHost%2000
+		s.nextHost++
+		return p
+	}
+	ports := []int{}
+	if c := a.spec.Container; c != nil && c.Docker != nil && len(c.Docker.PortMappings) > 0 {
+		for _, m := range c.Docker.PortMappings {
+			switch {
+			case m.HostPort != 0:
+				ports = append(ports, m.HostPort)
+			case c.Docker.Network != "USER":
+				ports = append(ports, next())
+			}
+		}
+		return ports
+	}
+	for _, d := range a.spec.PortDefinitions {
+		if a.spec.RequirePorts && d.Port != 0 {
+			ports = append(ports, d.Port)
+		} else {
+			ports = append(ports, next())
+		}
+	}
+	return ports
+}
+
+// leaseLocked takes a free address of Options.TaskCIDR, skipping the
+// network and broadcast addresses. It reports false when all are taken.
+// s.mu must be held.
+func (s *Server) leaseLocked() (netip.Addr, bool) {
+	prefix := s.opts.TaskCIDR
+	small := prefix.Bits() >= prefix.Addr().BitLen()-1 // /31, /32: every address
+	usable := func(a netip.Addr) bool {
+		if small {
+			return true
+		}
+		if a == prefix.Addr() {
+			return false
+		}
+		return !a.Is4() || prefix.Contains(a.Next()) // not the broadcast address
+	}
+	for tries := 0; tries < 1<<16; tries++ {
+		a := s.nextLease
+		if !a.IsValid() || !prefix.Contains(a) {
+			a = prefix.Addr()
+		}
+		s.nextLease = a.Next()
+		if usable(a) && !s.leases[a] {
+			s.leases[a] = true
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func protocolOf(ip string) string {
+	if addr, err := netip.ParseAddr(ip); err == nil && addr.Is6() && !addr.Is4In6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// appTasks answers GET /v2/apps/{id}/tasks.
+func (s *Server) appTasks(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apps[id] == nil {
+		writeError(w, notFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": tasksOrEmpty(s.tasks[id])})
+}
+
+// listTasks answers GET /v2/tasks[?status=running|staging].
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
+	status := strings.ToLower(r.URL.Query().Get("status"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.tasks))
+	for id := range s.tasks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	list := []*task{}
+	for _, id := range ids {
+		for _, t := range s.tasks[id] {
+			if status == "" || strings.EqualFold(t.State, "TASK_"+status) {
+				list = append(list, t)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": list})
+}
+
+func tasksOrEmpty(list []*task) []*task {
+	if list == nil {
+		return []*task{}
+	}
+	return list
+}
+
+// killOneTask answers DELETE /v2/apps/{id}/tasks/{taskId}[?scale=true].
+func (s *Server) killOneTask(w http.ResponseWriter, r *http.Request, appID, taskID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apps[appID] == nil {
+		writeError(w, notFound(appID))
+		return
+	}
+	var found *task
+	for _, t := range s.tasks[appID] {
+		if t.ID == taskID {
+			found = t
+		}
+	}
+	if found == nil {
+		writeError(w, &apiError{http.StatusNotFound, map[string]string{"message": fmt.Sprintf("Task '%s' does not exist", taskID)}})
+		return
+	}
+	snapshot := *found
+	s.killTasksLocked(w, r, appID, []*task{found})
+	if r.URL.Query().Get("scale") != "true" {
+		writeJSON(w, http.StatusOK, map[string]any{"task": &snapshot})
+	}
+}
+
+// killAppTasks answers DELETE /v2/apps/{id}/tasks[?host=&scale=].
+func (s *Server) killAppTasks(w http.ResponseWriter, r *http.Request, appID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apps[appID] == nil {
+		writeError(w, notFound(appID))
+		return
+	}
+	host := r.URL.Query().Get("host")
+	var victims []*task
+	snapshots := []task{}
+	for _, t := range s.tasks[appID] {
+		if host == "" || host == "*" || t.Host == host {
+			victims = append(victims, t)
+			snapshots = append(snapshots, *t)
+		}
+	}
+	s.killTasksLocked(w, r, appID, victims)
+	if r.URL.Query().Get("scale") != "true" {
+		writeJSON(w, http.StatusOK, map[string]any{"tasks": snapshots})
+	}
+}
+
+// deleteTasks answers POST /v2/tasks/delete {"ids":[...]}.
+func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, badJSON("/ids", "error.expected.jsarray"))
+		return
+	}
+	want := map[string]bool{}
+	for _, id := range body.IDs {
+		want[id] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byApp := map[string][]*task{}
+	for appID, list := range s.tasks {
+		for _, t := range list {
+			if want[t.ID] {
+				byApp[appID] = append(byApp[appID], t)
+			}
+		}
+	}
+	scale := r.URL.Query().Get("scale") == "true"
+	for appID, victims := range byApp {
+		s.killTasksLocked(nil, r, appID, victims)
+	}
+	if scale {
+		writeJSON(w, http.StatusOK, map[string]string{"deploymentId": newUUID(), "version": timestamp(s.lastVersion)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": []any{}})
+}
+
+// killTasksLocked kills victims of appID with TASK_KILLED. With scale=true
+// the app's instances go down by as many, through a scale deployment whose
+// id is written to w (when w is not nil); otherwise replacements start.
+// s.mu must be held.
+func (s *Server) killTasksLocked(w http.ResponseWriter, r *http.Request, appID string, victims []*task) {
+	scale := r.URL.Query().Get("scale") == "true"
+	for _, t := range victims {
+		s.killLocked(t, stateKilled, "")
+		if !scale {
+			s.replaceLater(appID, 0)
+		}
+	}
+	if !scale {
+		return
+	}
+	a := s.apps[appID]
+	if a == nil {
+		return
+	}
+	if d := s.locks[appID]; d != nil {
+		s.cancelDeploymentLocked(d)
+	}
+	original := s.treeLocked()
+	def := copyFields(a.def)
+	n := a.spec.instances() - len(victims)
+	if n < 0 {
+		n = 0
+	}
+	def["instances"], _ = json.Marshal(n)
+	spec := a.spec
+	spec.Instances = &n
+	prev := a
+	a = s.storeLocked(appID, prev, def, spec, false)
+	d := s.deployLocked(appID, original, planScale, prev)
+	if w != nil {
+		writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": a.version})
+	}
+}
