@@ -1,0 +1,242 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/marathonsim"
+)
+
+// countingHandler counts the REST requests the watcher makes.
+type countingHandler struct {
+	next     http.Handler
+	requests atomic.Int64
+}
+
+func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v2/events" && r.Header.Get("X-Oak-Driver") == "" {
+		h.requests.Add(1)
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// pendingChange is a label change not yet seen in a snapshot.
+type pendingChange struct {
+	name  string
+	start time.Time // the PUT was sent
+	done  time.Time // the PUT was answered; zero until then
+}
+
+// BenchmarkChangeToSnapshot measures the time from issuing a change on the
+// simulator (start of the PUT; "after-answer": from the PUT's response, 0
+// when the snapshot was first) to the first snapshot that shows it, during
+// a storm of label changes paced at 1,000 per second (the achieved rate is
+// reported: the simulator, not the watcher, may be the limit). A change
+// overtaken by a later change of the same app counts as shown when the
+// later one is.
+func BenchmarkChangeToSnapshot(b *testing.B) {
+	const apps, workers = 20, 16
+	changes := max(b.N, 1000)
+	opts := fastSim()
+	opts.Apps = appsJSON(apps, 1)
+	sim := marathonsim.New(opts)
+	counter := &countingHandler{next: sim}
+	srv := httptest.NewServer(counter)
+	defer func() {
+		sim.Close()
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
+	d := newDriver(b, srv.URL)
+
+	w := newWatcher(b, []string{srv.URL}, func(c *Config) { c.Resync = 0 })
+	stop := runWatcher(b, w)
+	defer stop()
+	waitFor(b, "initial sync", w.Ready)
+	waitFor(b, "stream connected", func() bool { return w.Status().Connected })
+
+	var mu sync.Mutex
+	pending := make([][]pendingChange, apps) // per app, in issue order
+	var latencies, fromAnswer []time.Duration
+	observe := func(s *catalog.Snapshot, now time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		for app, list := range pending {
+			// The newest shown change settles it and all older ones.
+			for i := len(list) - 1; i >= 0; i-- {
+				if s.Resolve(defaultEnv, list[i].name).Registered {
+					for _, c := range list[:i+1] {
+						latencies = append(latencies, now.Sub(c.start))
+						if c.done.IsZero() || c.done.After(now) {
+							fromAnswer = append(fromAnswer, 0) // shown before the PUT returned
+						} else {
+							fromAnswer = append(fromAnswer, now.Sub(c.done))
+						}
+					}
+					pending[app] = list[i+1:]
+					break
+				}
+			}
+		}
+	}
+	outstanding := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, list := range pending {
+			n += len(list)
+		}
+		return n
+	}
+
+	observerDone := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer close(observerDone)
+		for {
+			changed := w.Changed()
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				observe(w.Snapshot(), time.Now())
+			}
+		}
+	}()
+
+	requestsBefore := counter.requests.Load()
+	syncsBefore := w.Status().Syncs
+	// Each app's changes go through one worker, so they reach the
+	// simulator in order.
+	queues := make([]chan int, workers)
+	var wg sync.WaitGroup
+	for q := range queues {
+		queues[q] = make(chan int, 64)
+		wg.Go(func() {
+			for k := range queues[q] {
+				app := k % apps
+				name := fmt.Sprintf("c%d.app%d.example.com", k, app)
+				mu.Lock()
+				pending[app] = append(pending[app], pendingChange{name: name, start: time.Now()})
+				mu.Unlock()
+				d.call(http.MethodPut, fmt.Sprintf("/v2/apps/app%d?force=true", app),
+					map[string]any{"labels": map[string]string{"OAK_NAMES": name}})
+				answered := time.Now()
+				mu.Lock()
+				for i := range pending[app] {
+					if pending[app][i].name == name {
+						pending[app][i].done = answered
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	b.ResetTimer()
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	for k := range changes {
+		<-tick.C
+		queues[k%apps%workers] <- k
+	}
+	tick.Stop()
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	issued := time.Since(start)
+	waitFor(b, "every change shown", func() bool { return outstanding() == 0 })
+	b.StopTimer()
+	cancel()
+	<-observerDone
+
+	slices.Sort(latencies)
+	slices.Sort(fromAnswer)
+	pct := func(l []time.Duration, p float64) float64 {
+		return float64(l[int(p*float64(len(l)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(latencies, 0.50), "p50-ms")
+	b.ReportMetric(pct(latencies, 0.99), "p99-ms")
+	b.ReportMetric(pct(latencies, 1), "max-ms")
+	b.ReportMetric(pct(fromAnswer, 0.50), "p50-after-answer-ms")
+	b.ReportMetric(pct(fromAnswer, 0.99), "p99-after-answer-ms")
+	b.ReportMetric(float64(changes)/issued.Seconds(), "changes/s")
+	b.ReportMetric(float64(counter.requests.Load()-requestsBefore)/float64(changes), "rest-req/change")
+	b.ReportMetric(float64(w.Status().Syncs-syncsBefore)/float64(changes), "snapshots/change")
+	b.ReportMetric(float64(time.Since(start))/float64(changes), "ns/op")
+}
+
+// BenchmarkFullResync measures one full resync of 10,000 apps and 30,000
+// tasks from the simulator through go-marathon: GET, decode, catalog.Build,
+// publish. The simulator runs in the same process, so its time and memory
+// are part of the figures: "sim-get-only" is the same GET by a plain HTTP
+// client (simulator + transfer), and "build-only" is catalog.Build of the
+// same apps; the rest is go-marathon (decode, and a regexp over the whole
+// body for its debug log, done even when the log is discarded).
+func BenchmarkFullResync(b *testing.B) {
+	const apps, tasks = 10000, 3
+	body := appsJSON(apps, tasks)
+	opts := fastSim()
+	opts.Apps = body
+	opts.TaskCIDR = netipPrefix("10.96.0.0/11")
+	sim := marathonsim.New(opts)
+	srv := httptest.NewServer(sim)
+	defer func() {
+		sim.Close()
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
+
+	b.Run("rest+build", func(b *testing.B) {
+		w := newWatcher(b, []string{srv.URL}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := w.newSession(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			cancel()
+			s.transport.close()
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := w.fullSync(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		st := w.Snapshot().Stats()
+		if st.Apps != apps || st.Tasks != apps*tasks {
+			b.Fatalf("stats %+v", st)
+		}
+		b.ReportMetric(float64(st.Apps), "apps")
+		b.ReportMetric(float64(st.Tasks), "tasks")
+	})
+
+	b.Run("sim-get-only", func(b *testing.B) {
+		d := newDriver(b, srv.URL)
+		b.ReportAllocs()
+		for b.Loop() {
+			d.call(http.MethodGet, "/v2/apps?embed=apps.tasks", nil)
+		}
+	})
+
+	b.Run("build-only", func(b *testing.B) {
+		list, err := parseApps(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		policy := testPolicy(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			catalog.Build(policy, list)
+		}
+	})
+}

@@ -1,0 +1,85 @@
+package watcher
+
+import (
+	"sync"
+	"time"
+
+	"github.com/oakdns/oak/catalog"
+)
+
+// Status describes a Source at one moment. It is a copy; it never changes.
+type Status struct {
+	LastSync   time.Time // last successful sync (REST full or partial, or file load)
+	LastError  error     // last failed sync, nil after a success
+	Connected  bool      // event stream up and the last REST call succeeded (file: last load good)
+	Reconnects uint64    // event stream reconnections after the first connection
+	Syncs      uint64    // successful syncs
+	Failures   uint64    // failed syncs (and failed stream subscriptions)
+	Apps       int       // apps in the current snapshot
+	Tasks      int       // running tasks in the current snapshot
+	Rejected   int       // apps left out because their labels did not validate
+}
+
+// statusBook records what the sync loop and the transport observe. It is
+// written from several goroutines (sync loop, SSE transport), hence the lock.
+type statusBook struct {
+	mu         sync.Mutex
+	lastSync   time.Time
+	lastErr    error
+	streamUp   bool
+	streamSeen bool
+	reconnects uint64
+	syncs      uint64
+	failures   uint64
+}
+
+func (b *statusBook) success(now time.Time) (recovered bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	recovered = b.lastErr != nil
+	b.lastSync = now
+	b.lastErr = nil
+	b.syncs++
+	return recovered
+}
+
+func (b *statusBook) failure(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastErr = err
+	b.failures++
+}
+
+// stream records an event-stream connection going up or down; it returns
+// whether this "up" is a reconnection rather than the first connection.
+func (b *statusBook) stream(up bool) (reconnect bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if up {
+		reconnect = b.streamSeen
+		if reconnect {
+			b.reconnects++
+		}
+		b.streamSeen = true
+	}
+	b.streamUp = up
+	return reconnect
+}
+
+func (b *statusBook) read(snapshot *catalog.Snapshot) Status {
+	b.mu.Lock()
+	st := Status{
+		LastSync:   b.lastSync,
+		LastError:  b.lastErr,
+		Connected:  b.streamUp && b.lastErr == nil,
+		Reconnects: b.reconnects,
+		Syncs:      b.syncs,
+		Failures:   b.failures,
+	}
+	b.mu.Unlock()
+	if snapshot != nil {
+		stats := snapshot.Stats()
+		st.Apps, st.Tasks, st.Rejected = stats.Apps, stats.Tasks, stats.Rejected
+	}
+	return st
+}

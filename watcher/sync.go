@@ -1,0 +1,153 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/catalog"
+)
+
+// step subscribes to events if not yet done, then syncs what is pending.
+func (w *Watcher) step(ctx context.Context, s *session) error {
+	var subErr error
+	if s.events == nil {
+		// Subscribe before listing, so that no change falls between the
+		// list and the stream (MARATHON.md §3). A failure does not stop the
+		// sync: a REST view is better than none, and the retry subscribes.
+		if err := w.subscribe(ctx, s); err != nil {
+			subErr = fmt.Errorf("subscribe to events: %w", err)
+		}
+	}
+	apps, full := w.pending.take()
+	var err error
+	switch {
+	case full || !w.Ready() || w.partialTooBig(len(apps)):
+		err = w.fullSync(s)
+	case len(apps) > 0:
+		err = w.partialSync(s, apps)
+	}
+	if err != nil {
+		return err
+	}
+	return subErr
+}
+
+// partialTooBig says when one list is cheaper than n single GETs: past
+// MaxPartial, or when n is a large share of a small cluster.
+func (w *Watcher) partialTooBig(n int) bool {
+	if n > w.cfg.MaxPartial {
+		return true
+	}
+	current := w.snapshot.Load()
+	if current == nil {
+		return false
+	}
+	stats := current.Stats()
+	return n > fetchParallelism && 2*n > stats.Apps+stats.Rejected
+}
+
+func (w *Watcher) subscribe(ctx context.Context, s *session) error {
+	events, err := s.client.AddEventsListener(eventFilter)
+	if err != nil {
+		return err
+	}
+	s.events = events
+	s.drained = make(chan struct{})
+	go func() {
+		defer close(s.drained)
+		drain(ctx, events, newEventMapper(), w.pending)
+	}()
+	return nil
+}
+
+// fullSync lists every app with its tasks and publishes a snapshot built
+// from the list alone, so that apps and tasks missing from it disappear.
+func (w *Watcher) fullSync(s *session) error {
+	start := time.Now()
+	list, err := s.client.Applications(url.Values{"embed": []string{"apps.tasks"}})
+	if err != nil {
+		return fmt.Errorf("full sync: %w", err)
+	}
+	if list == nil {
+		return errors.New("full sync: empty response")
+	}
+	snapshot := catalog.Build(w.cfg.Policy, list.Apps)
+	w.publish(snapshot)
+	w.synced("full", len(list.Apps), start)
+	return nil
+}
+
+// partialSync refetches the dirty apps (a 404 means the app is gone) and
+// publishes one snapshot for the batch. On any other error nothing is
+// published; the caller falls back to a full resync.
+func (w *Watcher) partialSync(s *session, ids []string) error {
+	start := time.Now()
+	current := w.snapshot.Load()
+	upserts, removes, err := fetchApps(s.client, ids)
+	if err != nil {
+		return fmt.Errorf("partial sync of %d apps: %w", len(ids), err)
+	}
+	w.publish(current.Apply(upserts, removes))
+	w.synced("partial", len(ids), start)
+	return nil
+}
+
+// fetchApps gets apps by id, fetchParallelism at a time.
+func fetchApps(client marathon.Marathon, ids []string) (upserts []marathon.Application, removes []string, err error) {
+	type result struct {
+		id   string
+		app  *marathon.Application
+		gone bool
+		err  error
+	}
+	results := make([]result, len(ids))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(fetchParallelism, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r := &results[i]
+				r.id = ids[i]
+				r.app, r.err = client.ApplicationBy(ids[i], &marathon.GetAppOpts{Embed: []string{"app.tasks"}})
+				var apiErr *marathon.APIError
+				if errors.As(r.err, &apiErr) && apiErr.ErrCode == marathon.ErrCodeNotFound {
+					r.gone, r.err = true, nil
+				} else if r.err == nil && r.app == nil {
+					r.err = fmt.Errorf("app %s: empty response", ids[i])
+				}
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	for _, r := range results {
+		switch {
+		case r.err != nil:
+			return nil, nil, fmt.Errorf("app %s: %w", r.id, r.err)
+		case r.gone:
+			removes = append(removes, r.id)
+		default:
+			upserts = append(upserts, *r.app)
+		}
+	}
+	return upserts, removes, nil
+}
+
+func (w *Watcher) synced(kind string, apps int, start time.Time) {
+	if w.status.success(time.Now()) {
+		w.log.Info("marathon reachable again", "sync", kind)
+	}
+	w.log.Debug("marathon sync", "kind", kind, "apps", apps, "took", time.Since(start))
+}

@@ -1,0 +1,319 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/catalog"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultResync         = 30 * time.Second
+	DefaultBatchWindow    = 15 * time.Millisecond
+	DefaultMaxPartial     = 256
+	DefaultRetryMin       = 250 * time.Millisecond
+	DefaultRetryMax       = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// fetchParallelism bounds concurrent GET /v2/apps/{id} of a partial sync.
+const fetchParallelism = 8
+
+// Config configures a Watcher. Only Endpoints and Policy are required.
+type Config struct {
+	Endpoints []string // Marathon masters, http(s)://host:port
+	User      string   // basic auth user (optional)
+	Password  string   // basic auth password (optional)
+	Token     string   // DC/OS token (optional)
+	Policy    *catalog.Policy
+	Resync    time.Duration // periodic full resync, default 30s
+	Logger    *slog.Logger  // nil = discard
+
+	// BatchWindow is how long the first dirty mark waits for more before
+	// the batch is synced; default 15ms.
+	BatchWindow time.Duration
+	// MaxPartial is the number of dirty apps beyond which one full resync
+	// replaces per-app GETs; default 256.
+	MaxPartial int
+	// RetryMin and RetryMax bound the jittered exponential backoff after a
+	// failed sync; defaults 250ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// RequestTimeout bounds one REST exchange, body included (never the
+	// event stream); default 30s.
+	RequestTimeout time.Duration
+}
+
+// Watcher follows Marathon and publishes catalog snapshots. Create it with
+// New, start it with Run; all other methods are safe for concurrent use.
+type Watcher struct {
+	cfg     Config
+	url     string // go-marathon's comma-joined member list
+	log     *slog.Logger
+	pending *dirtySet
+	status  statusBook
+	started atomic.Bool
+
+	snapshot atomic.Pointer[catalog.Snapshot]
+	ready    atomic.Bool
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced on every publish
+}
+
+// New validates cfg and returns a Watcher that does nothing until Run.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("watcher: no policy")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("watcher: no Marathon endpoint")
+	}
+	for _, e := range cfg.Endpoints {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("watcher: endpoint %q: want http(s)://host:port", e)
+		}
+		if strings.Contains(e, ",") {
+			return nil, fmt.Errorf("watcher: endpoint %q: one URL per entry", e)
+		}
+	}
+	if (cfg.User == "") != (cfg.Password == "") {
+		return nil, errors.New("watcher: basic auth needs both user and password")
+	}
+	setDefault(&cfg.Resync, DefaultResync)
+	setDefault(&cfg.BatchWindow, DefaultBatchWindow)
+	setDefault(&cfg.MaxPartial, DefaultMaxPartial)
+	setDefault(&cfg.RetryMin, DefaultRetryMin)
+	setDefault(&cfg.RetryMax, DefaultRetryMax)
+	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = cfg.RetryMin
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	endpoints := make([]string, len(cfg.Endpoints))
+	for i, e := range cfg.Endpoints {
+		// A trailing slash would give go-marathon "//v2/apps" (§1.1).
+		endpoints[i] = strings.TrimRight(e, "/")
+	}
+	return &Watcher{
+		cfg:     cfg,
+		url:     strings.Join(endpoints, ","),
+		log:     cfg.Logger,
+		pending: newDirtySet(cfg.MaxPartial),
+		changed: make(chan struct{}),
+	}, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Snapshot returns the current snapshot: nil before the first full sync,
+// then never nil. The snapshot is immutable.
+func (w *Watcher) Snapshot() *catalog.Snapshot { return w.snapshot.Load() }
+
+// Ready reports whether the first full sync has been published.
+func (w *Watcher) Ready() bool { return w.ready.Load() }
+
+// Resync asks for a full resync as soon as possible. It does not block.
+func (w *Watcher) Resync() { w.pending.mark(nil, true) }
+
+// Status returns the watcher's current status.
+func (w *Watcher) Status() Status { return w.status.read(w.snapshot.Load()) }
+
+// Changed returns a channel that is closed when a snapshot newer than the
+// current one is published, for consumers that re-render on change.
+func (w *Watcher) Changed() <-chan struct{} {
+	w.changedMu.Lock()
+	defer w.changedMu.Unlock()
+	return w.changed
+}
+
+func (w *Watcher) publish(s *catalog.Snapshot) {
+	w.snapshot.Store(s)
+	w.ready.Store(true)
+	w.changedMu.Lock()
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.changedMu.Unlock()
+}
+
+// newSession makes a go-marathon client whose every connection ends with
+// life.
+func (w *Watcher) newSession(life context.Context) (*session, error) {
+	tr := newTransport(life, w.cfg.RequestTimeout, fetchParallelism, w.cfg.Token != "", streamHooks{up: w.streamUp, down: w.streamDown})
+	client, err := marathon.NewClient(marathon.Config{
+		URL:               w.url,
+		EventsTransport:   marathon.EventsTransportSSE,
+		HTTPBasicAuthUser: w.cfg.User,
+		HTTPBasicPassword: w.cfg.Password,
+		DCOSToken:         w.cfg.Token,
+		LogOutput:         logWriter{w.log},
+		HTTPClient:        tr.client(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watcher: %w", err)
+	}
+	return &session{client: client, transport: tr}, nil
+}
+
+// session is one go-marathon client and what hangs off it.
+type session struct {
+	client    marathon.Marathon
+	transport *transport
+	events    marathon.EventsChannel // nil until subscribed
+	drained   chan struct{}          // closed when the event reader is done
+}
+
+// Run follows Marathon until ctx is done, then stops its goroutines and
+// returns nil. It returns an error only if it cannot start. A Watcher runs
+// once. Errors from Marathon never end Run: they are retried with backoff
+// while the last snapshot stays published.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("watcher: Run called twice")
+	}
+	life, stop := context.WithCancel(ctx)
+	defer stop()
+
+	s, err := w.newSession(life)
+	if err != nil {
+		return err
+	}
+	w.log.Info("marathon watcher starting", "endpoints", w.url, "resync", w.cfg.Resync)
+
+	w.loop(life, s)
+
+	// Shut down: unregister the listener (go-marathon closes the channel
+	// once its pending deliveries end), then cut every connection.
+	if s.events != nil {
+		s.client.RemoveEventsListener(s.events)
+	}
+	stop()
+	s.transport.close()
+	if s.drained != nil {
+		<-s.drained
+	}
+	w.log.Info("marathon watcher stopped")
+	return nil
+}
+
+// loop is the one place that decides when to sync: a dirty mark (a
+// batching window after the first mark of the batch), the resync period, or
+// the end of a backoff. Syncs run one at a time; marks made meanwhile form
+// the next batch, so a storm costs at most one sync per window or per sync.
+func (w *Watcher) loop(ctx context.Context, s *session) {
+	resync := time.NewTicker(w.cfg.Resync)
+	defer resync.Stop()
+	retry := time.NewTimer(0) // the first sync is immediate
+	backingOff := true
+	failures := 0
+	w.pending.mark(nil, true)
+
+	for {
+		var kick <-chan struct{}
+		var retryC <-chan time.Time
+		if backingOff {
+			retryC = retry.C // marks wait for the backoff to end
+		} else {
+			kick = w.pending.kick
+		}
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return
+		case <-resync.C:
+			w.pending.mark(nil, true)
+			continue // acted on through kick (or at the end of the backoff)
+		case <-retryC:
+			backingOff = false
+		case <-kick:
+			if !sleepCtx(ctx, time.Until(w.pending.batchDue(w.cfg.BatchWindow))) {
+				return
+			}
+		}
+
+		err := w.step(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		w.status.failure(err)
+		w.pending.mark(nil, true) // whatever failed, a full resync covers it
+		delay := backoff(failures, w.cfg.RetryMin, w.cfg.RetryMax)
+		w.log.Warn("marathon sync failed; keeping the last view", "err", err, "attempt", failures, "retry_in", delay.Round(time.Millisecond))
+		retry.Reset(delay)
+		backingOff = true
+	}
+}
+
+// backoff is exponential from min, capped at max, with jitter in [d/2, d)
+// so that many watchers do not retry in step. go-marathon answers
+// ErrMarathonDown without a request until its own /ping loop (every 5 s)
+// revives a member, so retries before that are cheap.
+func backoff(attempt int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = minDuration(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func minDuration(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (w *Watcher) streamUp() {
+	if w.status.stream(true) {
+		w.log.Info("marathon event stream reconnected")
+	} else {
+		w.log.Info("marathon event stream connected")
+	}
+	// Events published while the stream was down are lost for good
+	// (Marathon has no replay), and the REST list must come after the
+	// stream is up so that nothing falls between them.
+	w.pending.mark(nil, true)
+}
+
+func (w *Watcher) streamDown(err error) {
+	w.status.stream(false)
+	w.log.Warn("marathon event stream down; go-marathon reconnects on its own, periodic resync covers the gap", "err", err)
+}
