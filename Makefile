@@ -9,7 +9,8 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # run one for longer with e.g. `make fuzz FUZZTIME=10m`.
 FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
-	./catalog:FuzzBuild
+	./catalog:FuzzBuild \
+	./plugin/marathon:FuzzServeDNS
 
 .PHONY: build test unit fuzz lint demo
 

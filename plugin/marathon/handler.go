@@ -1,0 +1,341 @@
+package marathon
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
+	"github.com/coredns/coredns/request"
+
+	"github.com/miekg/dns"
+
+	"github.com/oakdns/oak/catalog"
+)
+
+// Reserved names below each zone.
+const (
+	envInfoLabel    = "_env."   // TXT: the env the client was put in, how, and its chain
+	nameserverLabel = "ns.dns." // the NS target of every zone; A/AAAA = the address the query came to
+)
+
+// howPinned is the "how" of the _env TXT record in a block pinned with `env`.
+const howPinned = "pinned"
+
+// query is one question, normalized once.
+type query struct {
+	qname     string // lower-case, fully qualified
+	asked     string // as asked: answers keep the client's case
+	zone      string // lower-case zone containing qname
+	zoneAsked string // zone in the client's case, the owner of SOA and NS records
+	qtype     uint16
+	client    netip.Addr
+	env       string // env the client is served as
+	how       string // how env was chosen: pinned, app, cidr, default, conflict
+}
+
+// reply is what the handler decided; write turns it into a message.
+type reply struct {
+	rcode   int
+	answer  []dns.RR
+	extra   []dns.RR
+	soa     bool // put the zone's SOA in the authority section (negative answers)
+	next    bool // hand the query to the next plugin
+	outcome string
+}
+
+// ServeDNS implements the plugin.Handler interface. It reads one snapshot
+// and never blocks: no request to Marathon, no lock.
+func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+	}
+	state := request.Request{W: w, Req: r}
+	qname := state.Name()
+	zone := plugin.Zones(m.zones).Matches(qname)
+	if zone == "" {
+		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+	}
+	q := query{qname: qname, asked: state.QName(), zone: zone, zoneAsked: zone, qtype: state.QType()}
+	if len(q.asked) == len(qname) {
+		q.zoneAsked = q.asked[len(q.asked)-len(zone):]
+	} else {
+		q.asked = qname // an odd name whose lower-casing changed its length
+	}
+
+	snapshot := m.source.Snapshot()
+	if snapshot == nil {
+		// Not synced yet: never fall through, or a container could be handed
+		// the production address of a name its env serves.
+		requestCount.WithLabelValues(metrics.WithServer(ctx), noEnv, outcomeServfail).Inc()
+		return m.write(w, r, q, reply{rcode: dns.RcodeServerFailure, soa: true})
+	}
+	if q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {
+		return dns.RcodeRefused, nil
+	}
+
+	q.client = clientAddr(w)
+	if m.pinnedEnv != "" {
+		q.env, q.how = m.pinnedEnv, howPinned
+	} else {
+		env, how := snapshot.EnvOf(q.client)
+		q.env, q.how = env, how.String()
+	}
+
+	res := m.answer(snapshot, q, state)
+	requestCount.WithLabelValues(metrics.WithServer(ctx), q.env, res.outcome).Inc()
+	if res.next {
+		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+	}
+	return m.write(w, r, q, res)
+}
+
+// answer decides the reply to q from snapshot.
+func (m *Marathon) answer(snapshot *catalog.Snapshot, q query, state request.Request) reply {
+	name := strings.TrimSuffix(q.qname, ".")
+	switch {
+	case q.qname == q.zone:
+		return m.apex(snapshot, q, name, state)
+	case isChild(q.qname, envInfoLabel, q.zone):
+		return m.envInfo(snapshot, q)
+	case isChild(q.qname, nameserverLabel, q.zone):
+		return m.nameserver(q, state)
+	case dnsutil.IsReverse(q.qname) > 0:
+		return m.reverse(snapshot, q)
+	}
+
+	answer := snapshot.Resolve(q.env, name)
+	if answer.Service != nil {
+		return m.service(q, answer.Service)
+	}
+	if res, ok := m.srv(snapshot, q, name); ok {
+		return res
+	}
+	if answer.Registered {
+		// An env of the chain runs the name but has no live backend. Never
+		// fall through: the next plugin would hand out a production address.
+		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}
+	}
+	if m.fall.Through(q.qname) {
+		return reply{next: true, outcome: outcomeFallthrough}
+	}
+	if emptyNonTerminal(snapshot, name) {
+		return reply{rcode: dns.RcodeSuccess, soa: true, outcome: outcomeNoData}
+	}
+	return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+}
+
+// apex answers the zone's own name: SOA and NS are synthesized; any other
+// type is looked up in case apps register the apex itself, and is NODATA
+// otherwise (the apex always exists).
+func (m *Marathon) apex(snapshot *catalog.Snapshot, q query, name string, state request.Request) reply {
+	switch q.qtype {
+	case dns.TypeSOA:
+		return reply{answer: []dns.RR{m.soa(q.zoneAsked)}, outcome: outcomeMeta}
+	case dns.TypeNS:
+		target := nameserverLabel + q.zoneAsked
+		if q.zoneAsked == "." {
+			target = nameserverLabel
+		}
+		ns := &dns.NS{Hdr: m.header(q.zoneAsked, dns.TypeNS), Ns: target}
+		return reply{answer: []dns.RR{ns}, extra: m.localAddress(target, dns.TypeANY, state), outcome: outcomeMeta}
+	}
+	if answer := snapshot.Resolve(q.env, name); answer.Service != nil {
+		return m.service(q, answer.Service)
+	}
+	return reply{soa: true, outcome: outcomeMeta}
+}
+
+// envInfo answers TXT at _env.<zone>: what this client sees, for operators
+// asking with dig from inside a container.
+func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q query) reply {
+	if q.qtype != dns.TypeTXT && q.qtype != dns.TypeANY {
+		return reply{soa: true, outcome: outcomeMeta}
+	}
+	client := "unknown"
+	if q.client.IsValid() {
+		client = q.client.String()
+	}
+	txt := &dns.TXT{Hdr: m.header(q.asked, dns.TypeTXT), Txt: []string{
+		"env=" + q.env,
+		"how=" + q.how,
+		"chain=" + strings.Join(snapshot.Policy().Chain(q.env), ","),
+		"client=" + client,
+	}}
+	return reply{answer: []dns.RR{txt}, outcome: outcomeMeta}
+}
+
+// nameserver answers ns.dns.<zone>, the target of the zone's NS record,
+// with the address the query was sent to.
+func (m *Marathon) nameserver(q query, state request.Request) reply {
+	records := m.localAddress(q.asked, q.qtype, state)
+	if len(records) == 0 {
+		return reply{soa: true, outcome: outcomeMeta}
+	}
+	return reply{answer: records, outcome: outcomeMeta}
+}
+
+// service answers a name some env of the chain serves.
+func (m *Marathon) service(q query, svc *catalog.Service) reply {
+	outcome := outcomeOwn
+	if svc.Env != q.env {
+		outcome = outcomeFallback
+	}
+	var records []dns.RR
+	switch q.qtype {
+	case dns.TypeA:
+		records = m.addresses(q.asked, svc.Addrs, dns.TypeA)
+	case dns.TypeAAAA:
+		records = m.addresses(q.asked, svc.Addrs, dns.TypeAAAA)
+	case dns.TypeANY:
+		records = m.addresses(q.asked, svc.Addrs, dns.TypeANY)
+	}
+	if len(records) == 0 {
+		return reply{soa: true, outcome: outcome} // NODATA: e.g. AAAA of a v4-only name
+	}
+	return reply{answer: records, outcome: outcome}
+}
+
+// srv answers _<port>._<proto>.<name> from the ports of the service that
+// serves <name>, and _<proto>.<name> as an empty non-terminal. ok is false
+// when name has neither form or its base name is not served.
+func (m *Marathon) srv(snapshot *catalog.Snapshot, q query, name string) (res reply, ok bool) {
+	first, rest, found := strings.Cut(name, ".")
+	if !found || len(first) < 2 || first[0] != '_' {
+		return reply{}, false
+	}
+	second, base, found := strings.Cut(rest, ".")
+	if !found || len(second) < 2 || second[0] != '_' {
+		// _<proto>.<name>: exists when the service has a port of that proto.
+		answer := snapshot.Resolve(q.env, rest)
+		switch {
+		case answer.Service != nil && hasProto(answer.Service.Ports, first[1:]):
+			return reply{soa: true, outcome: serviceOutcome(q, answer.Service)}, true
+		case answer.Service != nil:
+			// Below a name the chain serves: ours to deny, no fallthrough.
+			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}, true
+		case answer.Registered:
+			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}, true
+		}
+		return reply{}, false
+	}
+
+	answer := snapshot.Resolve(q.env, base)
+	if answer.Service == nil {
+		if answer.Registered {
+			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}, true
+		}
+		return reply{}, false
+	}
+	svc := answer.Service
+	// The target is the service's own name, in the client's case.
+	target := q.asked[len(first)+len(second)+2:]
+	var records []dns.RR
+	for _, port := range svc.Ports {
+		if port.Name == first[1:] && port.Proto == second[1:] {
+			records = append(records, &dns.SRV{
+				Hdr:      m.header(q.asked, dns.TypeSRV),
+				Priority: 0,
+				Weight:   100,
+				Port:     port.Number,
+				Target:   target,
+			})
+		}
+	}
+	switch {
+	case len(records) == 0:
+		// Below a name the chain serves: ours to deny, no fallthrough.
+		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}, true
+	case q.qtype != dns.TypeSRV && q.qtype != dns.TypeANY:
+		return reply{soa: true, outcome: serviceOutcome(q, svc)}, true
+	}
+	return reply{answer: records, extra: m.addresses(target, svc.Addrs, dns.TypeANY), outcome: serviceOutcome(q, svc)}, true
+}
+
+// reverse answers PTR queries for every address the catalog knows as a live
+// backend, in any env.
+func (m *Marathon) reverse(snapshot *catalog.Snapshot, q query) reply {
+	var refs []catalog.NameRef
+	if addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(q.qname)); err == nil {
+		refs = snapshot.Reverse(addr)
+	}
+	if len(refs) == 0 {
+		if m.fall.Through(q.qname) {
+			return reply{next: true, outcome: outcomeFallthrough}
+		}
+		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+	}
+	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
+		return reply{soa: true, outcome: outcomeNoData}
+	}
+	records := make([]dns.RR, 0, len(refs))
+	for i, ref := range refs {
+		if i > 0 && refs[i-1].Name == ref.Name {
+			continue // the same name in several envs
+		}
+		records = append(records, &dns.PTR{Hdr: m.header(q.asked, dns.TypePTR), Ptr: dns.Fqdn(ref.Name)})
+	}
+	return reply{answer: records, outcome: outcomeReverse}
+}
+
+// write sends res as the reply to r. Truncation to the client's buffer is
+// left to the server's ScrubWriter, as in every CoreDNS plugin.
+func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q query, res reply) (int, error) {
+	msg := new(dns.Msg)
+	msg.SetRcode(r, res.rcode)
+	msg.Authoritative = true
+	msg.Answer = res.answer
+	msg.Extra = res.extra
+	if res.soa {
+		msg.Ns = []dns.RR{m.soa(q.zoneAsked)}
+	}
+	w.WriteMsg(msg)
+	// Success tells the server that the reply has been written.
+	return dns.RcodeSuccess, nil
+}
+
+// emptyNonTerminal reports whether apps register names below name but no
+// app registers name itself, in any env: such a name exists (NODATA), while
+// a name that only envs outside the client's chain register does not
+// (NXDOMAIN). HasSuffix counts the name itself, hence the walk over the
+// envs; it runs only for names that are not served, and only when
+// HasSuffix is true.
+func emptyNonTerminal(snapshot *catalog.Snapshot, name string) bool {
+	if !snapshot.HasSuffix(name) {
+		return false
+	}
+	for _, env := range snapshot.Envs() {
+		if snapshot.Resolve(env, name).Registered {
+			return false
+		}
+	}
+	return true
+}
+
+func serviceOutcome(q query, svc *catalog.Service) string {
+	if svc.Env == q.env {
+		return outcomeOwn
+	}
+	return outcomeFallback
+}
+
+func hasProto(ports []catalog.Port, proto string) bool {
+	for _, p := range ports {
+		if p.Proto == proto {
+			return true
+		}
+	}
+	return false
+}
+
+// isChild reports whether qname is label (which ends in a dot) directly
+// below zone.
+func isChild(qname, label, zone string) bool {
+	rest, ok := strings.CutPrefix(qname, label)
+	if !ok {
+		return false
+	}
+	return rest == zone || (zone == "." && rest == "")
+}

@@ -1,0 +1,99 @@
+package marathon
+
+import (
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/oakdns/oak/watcher"
+)
+
+// Outcomes of a query, the "outcome" label of requestCount.
+const (
+	outcomeOwn         = "own"         // the client's own env served the name
+	outcomeFallback    = "fallback"    // an env further down the chain served it
+	outcomeDown        = "down"        // registered in the chain, no live backend: NXDOMAIN, never fallthrough
+	outcomeMiss        = "miss"        // no env in the chain has the name: NXDOMAIN
+	outcomeFallthrough = "fallthrough" // no env has the name, handed to the next plugin
+	outcomeNoData      = "nodata"      // empty non-terminal, or a reverse name of a known address with another type
+	outcomeReverse     = "reverse"     // PTR for a known address
+	outcomeMeta        = "meta"        // SOA/NS at the apex, _env TXT, ns.dns.<zone>
+	outcomeServfail    = "servfail"    // no snapshot yet (before the first full sync)
+)
+
+// noEnv is the env label of queries answered before any env was chosen.
+const noEnv = "-"
+
+var (
+	requestCount = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "requests_total",
+		Help:      "Queries in the plugin's zones, by the client's env and by outcome (own, fallback, down, miss, fallthrough, nodata, reverse, meta, servfail).",
+	}, []string{"server", "env", "outcome"})
+
+	syncAge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "sync_age_seconds",
+		Help:      "Seconds since the last successful sync with Marathon (or file load); before the first, seconds since the source started.",
+	}, []string{"source"})
+
+	snapshotApps = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "snapshot_apps",
+		Help:      "Apps in the snapshot being served.",
+	}, []string{"source"})
+
+	snapshotTasks = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "snapshot_tasks",
+		Help:      "Running tasks in the snapshot being served.",
+	}, []string{"source"})
+
+	rejectedApps = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "rejected_apps",
+		Help:      "Apps left out of the snapshot because their labels do not validate.",
+	}, []string{"source"})
+
+	streamReconnects = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "stream_reconnects_total",
+		Help:      "Reconnections of the Marathon event stream after the first connection.",
+	}, []string{"source"})
+)
+
+// statusSampler copies a source's Status into the gauges of one source.
+type statusSampler struct {
+	label      string
+	started    time.Time
+	reconnects uint64 // Status.Reconnects already added to streamReconnects
+}
+
+func newStatusSampler(label string, started time.Time) *statusSampler {
+	return &statusSampler{label: label, started: started}
+}
+
+// sample records st as seen at now.
+func (s *statusSampler) sample(st watcher.Status, now time.Time) {
+	since := st.LastSync
+	if since.IsZero() {
+		since = s.started
+	}
+	syncAge.WithLabelValues(s.label).Set(now.Sub(since).Seconds())
+	snapshotApps.WithLabelValues(s.label).Set(float64(st.Apps))
+	snapshotTasks.WithLabelValues(s.label).Set(float64(st.Tasks))
+	rejectedApps.WithLabelValues(s.label).Set(float64(st.Rejected))
+	if st.Reconnects > s.reconnects {
+		streamReconnects.WithLabelValues(s.label).Add(float64(st.Reconnects - s.reconnects))
+		s.reconnects = st.Reconnects
+	}
+}

@@ -1,0 +1,137 @@
+package marathon
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/oakdns/oak/watcher"
+)
+
+func TestRequestMetrics(t *testing.T) {
+	m := newTestMarathon(testSnapshot(t), withFallthrough)
+	unsynced := newTestMarathon(nil)
+	tests := []struct {
+		handler       *Marathon
+		client, qname string
+		env, outcome  string
+	}{
+		{m, featureClient, "app1.example.com.", "feature-x", outcomeOwn},
+		{m, featureClient, "svc.example.com.", "feature-x", outcomeFallback},
+		{m, featureClient, "gone.example.com.", "feature-x", outcomeDown},
+		{m, featureClient, "nosuch.example.com.", "feature-x", outcomeFallthrough},
+		{m, stagingClient, "10.1.0.10.in-addr.arpa.", "staging", outcomeReverse},
+		{m, unknownClient, "_env.example.com.", "integration", outcomeMeta},
+		{newTestMarathon(testSnapshot(t)), unknownClient, "nosuch.example.com.", "integration", outcomeMiss},
+		{newTestMarathon(testSnapshot(t)), unknownClient, "db.example.com.", "integration", outcomeNoData},
+		{unsynced, featureClient, "app1.example.com.", noEnv, outcomeServfail},
+	}
+	for _, tc := range tests {
+		counter := requestCount.WithLabelValues("", tc.env, tc.outcome)
+		before := metricValue(t, counter)
+		req := new(dns.Msg)
+		req.SetQuestion(tc.qname, dns.TypeA)
+		if tc.outcome == outcomeReverse {
+			req.SetQuestion(tc.qname, dns.TypePTR)
+		}
+		if tc.outcome == outcomeMeta {
+			req.SetQuestion(tc.qname, dns.TypeTXT)
+		}
+		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: tc.client})
+		if _, err := tc.handler.ServeDNS(context.Background(), rec, req); err != nil {
+			t.Fatal(err)
+		}
+		if got := metricValue(t, counter) - before; got != 1 {
+			t.Errorf("%s from %s: requests_total{env=%q,outcome=%q} grew by %v, want 1", tc.qname, tc.client, tc.env, tc.outcome, got)
+		}
+	}
+}
+
+func TestStatusSampler(t *testing.T) {
+	label := t.Name()
+	started := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newStatusSampler(label, started)
+
+	// Before the first sync the age counts from the start of the source.
+	s.sample(watcher.Status{}, started.Add(7*time.Second))
+	if got := metricValue(t, syncAge.WithLabelValues(label)); got != 7 {
+		t.Errorf("sync age before the first sync = %v, want 7", got)
+	}
+
+	synced := started.Add(10 * time.Second)
+	s.sample(watcher.Status{LastSync: synced, Apps: 3, Tasks: 5, Rejected: 1, Reconnects: 2}, synced.Add(42*time.Second))
+	for name, want := range map[string]float64{
+		"sync_age_seconds":        42,
+		"snapshot_apps":           3,
+		"snapshot_tasks":          5,
+		"rejected_apps":           1,
+		"stream_reconnects_total": 2,
+	} {
+		var got float64
+		switch name {
+		case "sync_age_seconds":
+			got = metricValue(t, syncAge.WithLabelValues(label))
+		case "snapshot_apps":
+			got = metricValue(t, snapshotApps.WithLabelValues(label))
+		case "snapshot_tasks":
+			got = metricValue(t, snapshotTasks.WithLabelValues(label))
+		case "rejected_apps":
+			got = metricValue(t, rejectedApps.WithLabelValues(label))
+		case "stream_reconnects_total":
+			got = metricValue(t, streamReconnects.WithLabelValues(label))
+		}
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+
+	// Marathon unreachable: the status keeps its last sync, the age grows,
+	// the reconnect counter only ever adds.
+	s.sample(watcher.Status{LastSync: synced, Reconnects: 3}, synced.Add(100*time.Second))
+	if got := metricValue(t, syncAge.WithLabelValues(label)); got != 100 {
+		t.Errorf("stale sync age = %v, want 100", got)
+	}
+	if got := metricValue(t, streamReconnects.WithLabelValues(label)); got != 3 {
+		t.Errorf("stream_reconnects_total = %v, want 3", got)
+	}
+}
+
+// TestStaleSnapshotStillServed: when the source cannot reach Marathon it
+// keeps its last snapshot; the plugin keeps answering and stays ready.
+func TestStaleSnapshotStillServed(t *testing.T) {
+	source := &fakeSource{snapshot: testSnapshot(t), status: watcher.Status{LastSync: time.Now().Add(-time.Hour), LastError: context.DeadlineExceeded}}
+	m := newTestMarathon(nil)
+	m.source = source
+	if !m.Ready() {
+		t.Error("not ready with a stale snapshot")
+	}
+	req := new(dns.Msg)
+	req.SetQuestion("app1.example.com.", dns.TypeA)
+	resp := serve(t, m, featureClient, false, req)
+	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		t.Errorf("stale snapshot not served: %v", resp)
+	}
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, metric prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := metric.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case out.Counter != nil:
+		return out.Counter.GetValue()
+	case out.Gauge != nil:
+		return out.Gauge.GetValue()
+	}
+	t.Fatalf("%v is neither a counter nor a gauge", metric.Desc())
+	return 0
+}

@@ -1,0 +1,69 @@
+package marathon
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
+	"github.com/coredns/coredns/request"
+
+	"github.com/miekg/dns"
+)
+
+// SOA timers, as CoreDNS's backend plugins synthesize them.
+const (
+	soaRefresh = 7200
+	soaRetry   = 1800
+	soaExpire  = 86400
+)
+
+func (m *Marathon) header(owner string, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: owner, Rrtype: rrtype, Class: dns.ClassINET, Ttl: m.ttl}
+}
+
+// soa is the zone's synthetic SOA, ns.dns.<zone> hostmaster.<zone>. Its
+// negative TTL is the plugin's ttl, so a name that appears is seen soon.
+// The serial is the current time: the data has no other version a
+// secondary could use, and CoreDNS's etcd plugin does the same.
+func (m *Marathon) soa(zone string) *dns.SOA {
+	return &dns.SOA{
+		Hdr:     m.header(zone, dns.TypeSOA),
+		Ns:      dnsutil.Join("ns.dns", zone),
+		Mbox:    dnsutil.Join("hostmaster", zone),
+		Serial:  uint32(time.Now().Unix()),
+		Refresh: soaRefresh,
+		Retry:   soaRetry,
+		Expire:  soaExpire,
+		Minttl:  m.ttl,
+	}
+}
+
+// addresses returns A (rrtype A), AAAA (AAAA) or both (ANY) records for
+// addrs, owned by owner.
+func (m *Marathon) addresses(owner string, addrs []netip.Addr, rrtype uint16) []dns.RR {
+	records := make([]dns.RR, 0, len(addrs))
+	for _, addr := range addrs {
+		switch {
+		case addr.Is4() && rrtype != dns.TypeAAAA:
+			a4 := addr.As4()
+			records = append(records, &dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(a4[:])})
+		case addr.Is6() && rrtype != dns.TypeA:
+			a16 := addr.As16()
+			records = append(records, &dns.AAAA{Hdr: m.header(owner, dns.TypeAAAA), AAAA: net.IP(a16[:])})
+		}
+	}
+	return records
+}
+
+// localAddress returns the address the query was sent to as an A or AAAA
+// record (rrtype A, AAAA, or ANY for either), owned by owner: the address
+// of ns.dns.<zone>. Nothing when the server listens on a wildcard address
+// it cannot name.
+func (m *Marathon) localAddress(owner string, rrtype uint16, state request.Request) []dns.RR {
+	local, err := netip.ParseAddr(state.LocalIP())
+	if err != nil || local.IsUnspecified() {
+		return nil
+	}
+	return m.addresses(owner, []netip.Addr{local.Unmap().WithZone("")}, rrtype)
+}
