@@ -1,0 +1,280 @@
+// Package test holds oak's end-to-end tests: the project's own binaries run as
+// real processes (bin/marathon-sim standing in for Marathon, bin/coredns with
+// the marathon plugin) and are queried with real DNS clients (dig).
+//
+// Marathon itself cannot run here (no Mesos, no ZooKeeper); the simulator is
+// checked against recorded Marathon payloads in package marathonsim, and
+// these tests talk to it only through go-marathon, as oak does.
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	marathon "github.com/gambol99/go-marathon"
+	"github.com/miekg/dns"
+
+	"github.com/oakdns/oak/internal/seed"
+)
+
+// binDir holds the binaries built once for the whole package by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "oak-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../cmd/coredns", "../cmd/marathon-sim", "../cmd/oak-demo")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a child process whose output is kept for the test log.
+type process struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// start runs bin/<name> with args and env until the test ends. On failure the
+// process's output is written to the test log.
+func start(t *testing.T, env []string, name string, args ...string) *process {
+	t.Helper()
+	p := &process{done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- %s output:\n%s", name, p.output())
+		}
+	})
+	return p
+}
+
+// freePort returns a TCP port on 127.0.0.1 that is free at the moment (and,
+// for DNS, checked free for UDP too).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startSim starts bin/marathon-sim and returns its URL and a go-marathon
+// client for it.
+func startSim(t *testing.T, args ...string) (string, marathon.Marathon) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	start(t, nil, "marathon-sim", append([]string{"-listen", addr}, args...)...)
+	url := "http://" + addr
+	cfg := marathon.NewDefaultConfig()
+	cfg.URL = url
+	cfg.HTTPClient = newHTTPClient()
+	// Wait before go-marathon sees the simulator: go-marathon marks a member
+	// that refuses a connection down for its 5 s ping cycle.
+	waitFor(t, "marathon-sim to answer", func() error {
+		resp, err := cfg.HTTPClient.Get(url + "/ping")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	client, err := marathon.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, client
+}
+
+// newHTTPClient is the client the tests give go-marathon: timeouts on the
+// transport only, since http.Client.Timeout would cut event streams.
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 10 * time.Second,
+	}}
+}
+
+// deploySeed creates the seed topology on Marathon and waits until every task
+// runs.
+func deploySeed(t *testing.T, client marathon.Marathon) {
+	t.Helper()
+	if err := seed.Deploy(client, "OAK_", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startCoreDNS writes corefile to a temp dir and starts bin/coredns on port.
+func startCoreDNS(t *testing.T, corefile string, port int, env ...string) *process {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, env, "coredns", "-conf", path, "-dns.port", fmt.Sprint(port))
+}
+
+// exchange sends one query with miekg/dns (used only to wait for readiness;
+// assertions go through dig).
+func exchange(server, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Timeout: time.Second}
+	r, _, err := c.Exchange(m, server)
+	return r, err
+}
+
+// waitSynced waits until the server answers name with something other than
+// SERVFAIL, i.e. the plugin has finished its first sync.
+func waitSynced(t *testing.T, server, name string) {
+	t.Helper()
+	waitFor(t, "first sync of "+server, func() error {
+		r, err := exchange(server, name, dns.TypeA)
+		if err != nil {
+			return err
+		}
+		if r.Rcode == dns.RcodeServerFailure {
+			return fmt.Errorf("SERVFAIL")
+		}
+		return nil
+	})
+}
+
+// dig runs the real dig client and returns its +short answer lines, sorted
+// as dig printed them. from is the source address (dig -b); extra are more
+// dig options such as +tcp.
+func dig(t *testing.T, digPath, server string, port int, from, name, qtype string, extra ...string) []string {
+	t.Helper()
+	args := []string{"@" + server, "-p", fmt.Sprint(port), "+short", "+tries=1", "+time=2"}
+	if from != "" {
+		args = append(args, "-b", from)
+	}
+	args = append(args, extra...)
+	args = append(args, name, qtype)
+	out, err := exec.Command(digPath, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// digStatus runs dig without +short and returns the reply's status
+// (NOERROR, NXDOMAIN, SERVFAIL...).
+func digStatus(t *testing.T, digPath, server string, port int, from, name, qtype string) string {
+	t.Helper()
+	args := []string{"@" + server, "-p", fmt.Sprint(port), "+tries=1", "+time=2", "-b", from, name, qtype}
+	out, err := exec.Command(digPath, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "status: "); i >= 0 {
+			rest := l[i+len("status: "):]
+			return strings.TrimRight(strings.SplitN(rest, ",", 2)[0], " ")
+		}
+	}
+	t.Fatalf("no status in dig output:\n%s", out)
+	return ""
+}
+
+// simAdmin calls the simulator's fault-injection API (POST /_sim/<op>).
+func simAdmin(t *testing.T, simURL, op string, body map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(simURL+"/_sim/"+op, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("sim admin %s: %v", op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		t.Fatalf("sim admin %s: %s %s", op, resp.Status, msg)
+	}
+}
+
+// waitFor polls cond until it returns nil, failing the test after a generous
+// deadline. The deadline is a guard against hanging, not a measurement.
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
