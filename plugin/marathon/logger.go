@@ -20,8 +20,13 @@ type logHandler struct {
 
 func newLogHandler(out clog.P) *logHandler { return &logHandler{out: out} }
 
-// Enabled implements slog.Handler; clog itself filters debug lines.
-func (h *logHandler) Enabled(context.Context, slog.Level) bool { return true }
+// Enabled implements slog.Handler. Debug records are enabled only while
+// CoreDNS's `debug` plugin is on: the watcher checks this before it formats
+// go-marathon's multi-megabyte debug lines, which would otherwise cost CPU
+// on every sync only for clog to drop them.
+func (h *logHandler) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelInfo || clog.D.Value()
+}
 
 // Handle implements slog.Handler.
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {

@@ -34,3 +34,21 @@ func TestLogHandler(t *testing.T) {
 		t.Errorf("debug line logged without the debug plugin:\n%s", out.String())
 	}
 }
+
+// TestLogHandlerEnabled: debug records are reported disabled unless the
+// debug plugin is on, so the watcher skips formatting them.
+func TestLogHandlerEnabled(t *testing.T) {
+	h := newLogHandler(clog.NewWithPlugin("marathon"))
+	ctx := t.Context()
+	if !h.Enabled(ctx, slog.LevelInfo) || !h.Enabled(ctx, slog.LevelError) {
+		t.Error("info and error must be enabled")
+	}
+	if h.Enabled(ctx, slog.LevelDebug) {
+		t.Error("debug enabled without the debug plugin")
+	}
+	clog.D.Set()
+	t.Cleanup(clog.D.Clear)
+	if !h.Enabled(ctx, slog.LevelDebug) {
+		t.Error("debug disabled with the debug plugin on")
+	}
+}
