@@ -187,12 +187,13 @@ func parseAppID(raw string) (string, bool) {
 
 // dirtySet is the bounded hand-off between the event reader and the sync
 // loop. A set cannot overflow: a storm on one app is one entry, and beyond
-// limit entries the set collapses into "full resync", which covers them all.
+// limit entries (far more than any batch) the set collapses into "full
+// resync", which covers them all.
 type dirtySet struct {
 	mu    sync.Mutex
 	apps  map[string]struct{}
 	full  bool
-	since time.Time // first mark since the last take
+	since time.Time // first mark since the last take that emptied the set
 	limit int
 	kick  chan struct{} // capacity 1: "there is work"
 }
@@ -224,27 +225,43 @@ func (d *dirtySet) mark(apps []string, full bool) {
 		}
 	}
 	d.mu.Unlock()
+	d.wake()
+}
+
+func (d *dirtySet) wake() {
 	select {
 	case d.kick <- struct{}{}:
 	default:
 	}
 }
 
-// take returns and clears the pending work.
-func (d *dirtySet) take() (apps []string, full bool) {
+// take returns and clears the pending work: a full resync, or at most max
+// dirty apps. Apps beyond max stay pending and are due at once, so a storm
+// is worked off in batches of max per-app refetches instead of turning into
+// back-to-back full resyncs of the whole cluster.
+func (d *dirtySet) take(max int) (apps []string, full bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	full = d.full
-	if !full {
-		apps = make([]string, 0, len(d.apps))
-		for id := range d.apps {
-			apps = append(apps, id)
-		}
+	if d.full {
+		d.full = false
+		d.since = time.Time{}
+		clear(d.apps)
+		return nil, true
 	}
-	d.full = false
-	d.since = time.Time{}
-	clear(d.apps)
-	return apps, full
+	apps = make([]string, 0, min(len(d.apps), max))
+	for id := range d.apps {
+		if len(apps) == max {
+			break
+		}
+		apps = append(apps, id)
+		delete(d.apps, id)
+	}
+	if len(d.apps) == 0 {
+		d.since = time.Time{}
+	} else {
+		d.wake()
+	}
+	return apps, false
 }
 
 // batchDue returns when the pending batch should be synced: window after

@@ -115,33 +115,60 @@ func TestDeploymentPlansAreBounded(t *testing.T) {
 
 func TestDirtySet(t *testing.T) {
 	tests := []struct {
-		name     string
-		marks    [][]string // nil entry = full
-		limit    int
-		wantApps []string
-		wantFull bool
+		name      string
+		marks     [][]string // nil entry = full
+		limit     int
+		max       int        // apps per take
+		wantTakes [][]string // successive takes until empty
+		wantFull  bool       // the first take is a full resync
 	}{
-		{name: "nothing", limit: 4},
-		{name: "coalesces repeats", marks: [][]string{{"/a"}, {"/a"}, {"/b", "/a"}}, limit: 4, wantApps: []string{"/a", "/b"}},
-		{name: "full wins", marks: [][]string{{"/a"}, nil, {"/b"}}, limit: 4, wantFull: true},
-		{name: "over the limit becomes full", marks: [][]string{{"/a", "/b"}, {"/c"}}, limit: 2, wantFull: true},
+		{name: "nothing", limit: 4, max: 4},
+		{name: "coalesces repeats", marks: [][]string{{"/a"}, {"/a"}, {"/b", "/a"}}, limit: 4, max: 4, wantTakes: [][]string{{"/a", "/b"}}},
+		{name: "full wins", marks: [][]string{{"/a"}, nil, {"/b"}}, limit: 4, max: 4, wantFull: true},
+		{name: "over the limit becomes full", marks: [][]string{{"/a", "/b"}, {"/c"}}, limit: 2, max: 4, wantFull: true},
+		{name: "batches of max", marks: [][]string{{"/a", "/b", "/c"}, {"/d", "/e"}}, limit: 8, max: 2, wantTakes: [][]string{{}, {}, {}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDirtySet(tt.limit)
+			var marked []string
 			for _, m := range tt.marks {
 				d.mark(m, m == nil)
+				marked = append(marked, m...)
 			}
-			apps, full := d.take()
-			slices.Sort(apps)
-			if !slices.Equal(apps, tt.wantApps) || full != tt.wantFull {
-				t.Errorf("take = %q, %v; want %q, %v", apps, full, tt.wantApps, tt.wantFull)
+			if tt.wantFull {
+				if apps, full := d.take(tt.max); !full || len(apps) != 0 {
+					t.Fatalf("take = %q, %v; want a full resync", apps, full)
+				}
+			} else {
+				var all []string
+				for i, want := range tt.wantTakes {
+					apps, full := d.take(tt.max)
+					if full || len(apps) == 0 || len(apps) > tt.max {
+						t.Fatalf("take %d = %q, %v; want 1..%d apps", i, apps, full, tt.max)
+					}
+					if len(want) > 0 {
+						slices.Sort(apps)
+						if !slices.Equal(apps, want) {
+							t.Errorf("take %d = %q, want %q", i, apps, want)
+						}
+					}
+					if i < len(tt.wantTakes)-1 && len(d.kick) == 0 {
+						t.Errorf("take %d left work but no kick", i)
+					}
+					all = append(all, apps...)
+				}
+				slices.Sort(all)
+				slices.Sort(marked)
+				if tt.wantTakes != nil && !slices.Equal(all, slices.Compact(marked)) {
+					t.Errorf("takes returned %q, want every marked app once: %q", all, slices.Compact(marked))
+				}
 			}
-			if len(d.apps) > tt.limit {
-				t.Errorf("set holds %d > limit %d", len(d.apps), tt.limit)
+			if apps, full := d.take(tt.max); len(apps) != 0 || full {
+				t.Errorf("final take = %q, %v; want empty", apps, full)
 			}
-			if apps, full := d.take(); len(apps) != 0 || full {
-				t.Errorf("second take = %q, %v; want empty", apps, full)
+			if !d.since.IsZero() {
+				t.Error("empty set keeps a batch start time")
 			}
 		})
 	}

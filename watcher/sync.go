@@ -24,7 +24,7 @@ func (w *Watcher) step(ctx context.Context, s *session) error {
 			subErr = fmt.Errorf("subscribe to events: %w", err)
 		}
 	}
-	apps, full := w.pending.take()
+	apps, full := w.pending.take(w.cfg.MaxPartial)
 	var err error
 	switch {
 	case full || !w.Ready() || w.partialTooBig(len(apps)):
@@ -38,12 +38,9 @@ func (w *Watcher) step(ctx context.Context, s *session) error {
 	return subErr
 }
 
-// partialTooBig says when one list is cheaper than n single GETs: past
-// MaxPartial, or when n is a large share of a small cluster.
+// partialTooBig says when one list is cheaper than n single GETs: when n is
+// a large share of a small cluster.
 func (w *Watcher) partialTooBig(n int) bool {
-	if n > w.cfg.MaxPartial {
-		return true
-	}
 	current := w.snapshot.Load()
 	if current == nil {
 		return false

@@ -30,6 +30,10 @@ const (
 // fetchParallelism bounds concurrent GET /v2/apps/{id} of a partial sync.
 const fetchParallelism = 8
 
+// maxDirty bounds the dirty set's memory: past it, one full resync covers
+// every pending app. App ids come from events, which are untrusted.
+const maxDirty = 1 << 16
+
 // Config configures a Watcher. Only Endpoints and Policy are required.
 type Config struct {
 	Endpoints []string // Marathon masters, http(s)://host:port
@@ -43,8 +47,8 @@ type Config struct {
 	// BatchWindow is how long the first dirty mark waits for more before
 	// the batch is synced; default 15ms.
 	BatchWindow time.Duration
-	// MaxPartial is the number of dirty apps beyond which one full resync
-	// replaces per-app GETs; default 256.
+	// MaxPartial is the most dirty apps refetched in one batch (one
+	// snapshot); more are worked off in further batches. Default 256.
 	MaxPartial int
 	// RetryMin and RetryMax bound the jittered exponential backoff after a
 	// failed sync; defaults 250ms and 10s.
@@ -112,7 +116,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg:     cfg,
 		url:     strings.Join(endpoints, ","),
 		log:     cfg.Logger,
-		pending: newDirtySet(cfg.MaxPartial),
+		pending: newDirtySet(maxDirty),
 		changed: make(chan struct{}),
 	}, nil
 }

@@ -87,7 +87,9 @@ func (a App) Application(prefix string) *marathon.Application {
 }
 
 // Deploy creates every seed app on Marathon through go-marathon and waits
-// until each has its tasks running (and healthy where it has health checks).
+// until each has its tasks running (and healthy where it has health checks)
+// and no deployment is left, so that the apps can be changed at once (an app
+// with a running deployment is locked).
 func Deploy(client marathon.Marathon, prefix string, timeout time.Duration) error {
 	for _, app := range Topology() {
 		if _, err := client.CreateApplication(app.Application(prefix)); err != nil {
@@ -99,5 +101,15 @@ func Deploy(client marathon.Marathon, prefix string, timeout time.Duration) erro
 			return fmt.Errorf("wait for %s: %w", app.ID, err)
 		}
 	}
-	return nil
+	deadline := time.Now().Add(timeout)
+	for {
+		deployments, err := client.Deployments()
+		if err == nil && len(deployments) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deployments still running after %s: %v %v", timeout, deployments, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
