@@ -12,7 +12,7 @@ FUZZ_TARGETS := \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS
 
-.PHONY: build test unit fuzz lint demo
+.PHONY: build test unit fuzz lint demo bench bench-go bench-dns
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -40,3 +40,16 @@ lint:
 ## marathon plugin, real queries from each env, then the fallback. Ctrl-C stops.
 demo: build
 	$(BIN)/oak-demo -bin $(BIN)
+
+## bench: every figure in BENCHMARKS.md: Go benchmarks, then bench-dns.
+bench: bench-go bench-dns
+
+## bench-go: catalog build/apply/resolve, watcher change latency and full
+## resync, plugin handler; each against nothing but itself (see BENCHMARKS.md).
+bench-go:
+	$(GO) test -run='^$$' -bench=. -benchmem ./catalog ./watcher ./plugin/marathon
+
+## bench-dns: dnsperf against bin/coredns, marathon plugin vs stock hosts
+## (10,000 names, same binary, same run), then the plugin under churn.
+bench-dns: build
+	$(GO) run ./test/benchdns -bin $(BIN) -out $(BIN)/bench-dns.md

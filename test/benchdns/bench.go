@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// server is one running CoreDNS under test.
+type server struct {
+	label string // "hosts", "marathon"
+	proc  *child
+	port  int
+}
+
+// measurement is one measured dnsperf run against one server.
+type measurement struct {
+	server string // "hosts", "marathon", "marathon+churn"
+	round  int    // 0 = the fixed-rate latency run
+	rate   int    // dnsperf -Q of a latency run
+	res    result
+	cpu    time.Duration // server CPU time (user+sys) during the run
+	wall   time.Duration
+	churn  *churnResult
+}
+
+// cpuShare is the share of one CPU the server got during the run.
+func (m measurement) cpuShare() float64 { return m.cpu.Seconds() / m.wall.Seconds() }
+
+// perCPU is completed queries per CPU second of the server: the throughput
+// the server would reach on a CPU of its own, robust to other load on it.
+func (m measurement) perCPU() float64 {
+	if m.cpu <= 0 {
+		return 0
+	}
+	return float64(m.res.completed) / m.cpu.Seconds()
+}
+
+func run(ctx context.Context, cfg config, t tools) error {
+	dir, err := os.MkdirTemp("", "oak-benchdns-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	kids := &children{taskset: t.taskset}
+	defer kids.stopAll()
+
+	topo := newTopology()
+	mix := topo.queryMix()
+	files := map[string]string{
+		"apps":    filepath.Join(dir, "apps.json"),
+		"hosts":   filepath.Join(dir, "hosts"),
+		"queries": filepath.Join(dir, "queries.txt"),
+	}
+	if err := topo.writeApps(files["apps"]); err != nil {
+		return err
+	}
+	if err := topo.writeHosts(files["hosts"]); err != nil {
+		return err
+	}
+	if err := writeQueries(files["queries"], mix); err != nil {
+		return err
+	}
+	logf("generated %d apps in %d envs; client %s in %s; query mix: %d own-env + %d fallback names",
+		len(topo.apps), numEnvs, topo.client, featureEnv(clientEnvIndex), len(topo.own), len(topo.parent))
+
+	// The simulator shares the load CPU with dnsperf and the churn driver.
+	simPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	simURL := fmt.Sprintf("http://127.0.0.1:%d", simPort)
+	sim, err := kids.start("marathon-sim", cfg.loadCPU, []string{"GOMAXPROCS=1"}, t.sim,
+		"-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-apps", files["apps"])
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "marathon-sim", 30*time.Second, func() error {
+		if err := sim.exited(); err != nil {
+			return err
+		}
+		resp, err := http.Get(simURL + "/ping")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	pprofAddr := ""
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			return err
+		}
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	corefiles := map[string]string{
+		"hosts": fmt.Sprintf("%s {\n    bind 127.0.0.1\n    hosts %s\n}\n", zone, files["hosts"]),
+		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n    }\n}\n",
+			zone, pprofLine(pprofAddr), simURL, defaultEnv, defaultEnv),
+	}
+	servers := map[string]*server{}
+	for _, name := range []string{"hosts", "marathon"} {
+		path := filepath.Join(dir, name+".Corefile")
+		if err := os.WriteFile(path, []byte(corefiles[name]), 0o600); err != nil {
+			return err
+		}
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		proc, err := kids.start("coredns "+name, cfg.serverCPU, []string{"GOMAXPROCS=1"}, t.coredns,
+			"-conf", path, "-dns.port", strconv.Itoa(port))
+		if err != nil {
+			return err
+		}
+		servers[name] = &server{label: name, proc: proc, port: port}
+	}
+	syncStart := time.Now()
+	for _, s := range servers {
+		if err := waitAnswer(ctx, s, topo.client, topo.parent[0]); err != nil {
+			return err
+		}
+	}
+	logf("both servers answer (marathon's first full sync of %d apps within %s)", len(topo.apps), time.Since(syncStart).Round(time.Millisecond))
+	if err := checkAnswers(ctx, servers, topo, mix, true); err != nil {
+		return err
+	}
+
+	ld := load{
+		dnsperf: t.dnsperf, taskset: t.taskset, cpu: cfg.loadCPU, server: "127.0.0.1",
+		source: topo.client.String(), queries: files["queries"], clients: cfg.clients, outstanding: cfg.outstanding,
+	}
+	var runs []measurement
+	measure := func(s *server, label string, round int, opt runOpts) (measurement, error) {
+		l := ld
+		l.port = s.port
+		if opt.warmup > 0 {
+			if _, err := l.run(ctx, opt.warmup); err != nil {
+				return measurement{}, fmt.Errorf("%s warm-up: %w", label, err)
+			}
+		}
+		l.rate, l.verbose = opt.rate, opt.rate > 0
+		profDone := make(chan error, 1)
+		if opt.profile != "" && pprofAddr != "" {
+			go func() {
+				profDone <- fetchProfile(ctx, pprofAddr, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
+			}()
+		} else {
+			profDone <- nil
+		}
+		cpu0, err := cpuTime(s.proc.cmd.Process.Pid)
+		if err != nil {
+			return measurement{}, err
+		}
+		start := time.Now()
+		res, err := l.run(ctx, opt.duration)
+		if err != nil {
+			return measurement{}, fmt.Errorf("%s: %w", label, err)
+		}
+		wall := time.Since(start)
+		cpu1, err := cpuTime(s.proc.cmd.Process.Pid)
+		if err != nil {
+			return measurement{}, err
+		}
+		if err := <-profDone; err != nil {
+			return measurement{}, fmt.Errorf("profile: %w", err)
+		}
+		if err := s.proc.exited(); err != nil {
+			return measurement{}, err
+		}
+		m := measurement{server: label, round: round, rate: opt.rate, res: res, cpu: cpu1 - cpu0, wall: wall}
+		logf("%-15s %s", label, m.summary())
+		return m, nil
+	}
+
+	for r := 1; r <= cfg.rounds; r++ {
+		for _, name := range []string{"hosts", "marathon"} {
+			opt := runOpts{warmup: cfg.warmup, duration: cfg.duration}
+			if name == "marathon" && r == 1 {
+				opt.profile = "marathon-idle.pprof"
+			}
+			m, err := measure(servers[name], name, r, opt)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, m)
+		}
+	}
+	if cfg.latencyQPS > 0 {
+		for _, name := range []string{"hosts", "marathon"} {
+			m, err := measure(servers[name], name, 0, runOpts{duration: latencyRun, rate: cfg.latencyQPS})
+			if err != nil {
+				return err
+			}
+			runs = append(runs, m)
+		}
+	}
+
+	if cfg.churnRate > 0 {
+		ms, err := measureChurn(ctx, cfg, simURL, topo, servers, mix, measure)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, ms...)
+	}
+
+	rep := newReport(cfg, topo, runs)
+	fmt.Print("\n" + rep.text())
+	if cfg.out != "" {
+		if err := os.WriteFile(cfg.out, []byte(rep.markdown()), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", cfg.out)
+	}
+	return nil
+}
+
+// runOpts shapes one measured dnsperf run.
+type runOpts struct {
+	warmup, duration time.Duration
+	rate             int    // dnsperf -Q and -v (latency percentiles); 0 = as fast as possible
+	profile          string // CPU profile file name, "" = none
+}
+
+// latencyRun is the length of the fixed-rate latency runs.
+const latencyRun = 5 * time.Second
+
+// measureChurn measures the marathon server while the churn driver changes
+// cfg.churnRate apps per second: a warm-up, the throughput run, then the
+// fixed-rate latency run, all under churn. Afterwards it checks that the
+// server caught up with the simulator.
+func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology, servers map[string]*server, mix []benchApp,
+	measure func(*server, string, int, runOpts) (measurement, error)) ([]measurement, error) {
+	client, err := newMarathonClient(simURL)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := churn{client: client, apps: topo.apps, op: cfg.churnOp, rate: cfg.churnRate, workers: cfg.workers}
+	resc := make(chan churnResult, 1)
+	go func() { resc <- ch.run(cctx) }()
+	s := servers["marathon"]
+	var runs []measurement
+	m, err := measure(s, "marathon+churn", 1, runOpts{warmup: cfg.warmup, duration: cfg.duration, profile: "marathon-churn.pprof"})
+	if err == nil {
+		runs = append(runs, m)
+		if cfg.latencyQPS > 0 {
+			m, err = measure(s, "marathon+churn", 0, runOpts{duration: latencyRun, rate: cfg.latencyQPS})
+			runs = append(runs, m)
+		}
+	}
+	cancel()
+	cr := <-resc
+	if err != nil {
+		return nil, err
+	}
+	for i := range runs {
+		runs[i].churn = &cr
+	}
+	logf("churn (%s): %d changes done (%.0f/s), %d failed, %d skipped (simulator behind) of %d wanted",
+		cfg.churnOp, cr.done, cr.rate(), cr.failed, cr.skipped, cr.wanted)
+	if cr.firstErr != nil {
+		logf("churn: first error: %v", cr.firstErr)
+	}
+	// The plugin must have followed the simulator: once the churn stops,
+	// every sampled name answers as before.
+	settled := time.Now()
+	if err := waitFor(ctx, "marathon to settle after the churn", 30*time.Second, func() error {
+		return checkAnswers(ctx, servers, topo, mix, false)
+	}); err != nil {
+		return nil, err
+	}
+	logf("marathon answers as before within %s after the churn stopped", time.Since(settled).Round(time.Millisecond))
+	return runs, nil
+}
+
+func pprofLine(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return "    pprof " + addr + "\n"
+}
+
+// fetchProfile saves a CPU profile of d from CoreDNS's pprof plugin.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	logf("wrote CPU profile %s", path)
+	return f.Close()
+}
+
+// cpuTime is the user+system CPU time of process pid (/proc/pid/stat).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), nil
+}
+
+// freePort returns a port free on 127.0.0.1 for both TCP and UDP.
+func freePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port")
+}
+
+// query asks s for name A from source address from.
+func query(s *server, from netip.Addr, name string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{
+		Timeout: 2 * time.Second, LocalAddr: &net.UDPAddr{IP: from.AsSlice()},
+	}}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	r, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", s.port))
+	return r, err
+}
+
+// waitAnswer waits until s answers a's name with a's address for client
+// (for marathon: after the first full sync; SERVFAIL before).
+func waitAnswer(ctx context.Context, s *server, client netip.Addr, a benchApp) error {
+	return waitFor(ctx, "coredns "+s.label+" to answer "+a.Name, 60*time.Second, func() error {
+		if err := s.proc.exited(); err != nil {
+			return err
+		}
+		r, err := query(s, client, a.Name, dns.TypeA)
+		if err != nil {
+			return err
+		}
+		return expectA(r, a)
+	})
+}
+
+func expectA(r *dns.Msg, a benchApp) error {
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		return fmt.Errorf("%s: %s with %d answers", a.Name, dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	rr, ok := r.Answer[0].(*dns.A)
+	if !ok || rr.A.String() != a.IP.String() {
+		return fmt.Errorf("%s: got %s, want %s", a.Name, r.Answer[0], a.IP)
+	}
+	return nil
+}
+
+// checkAnswers proves that both servers give the client the same answers for
+// a sample of the query mix, and that the marathon server put the client in
+// its feature env (TXT _env).
+func checkAnswers(ctx context.Context, servers map[string]*server, topo *topology, mix []benchApp, verbose bool) error {
+	step := max(1, len(mix)/500)
+	n := 0
+	for i := 0; i < len(mix); i += step {
+		for _, s := range servers {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := query(s, topo.client, mix[i].Name, dns.TypeA)
+			if err != nil {
+				return fmt.Errorf("check %s: %w", s.label, err)
+			}
+			if err := expectA(r, mix[i]); err != nil {
+				return fmt.Errorf("check %s: %w", s.label, err)
+			}
+			n++
+		}
+	}
+	r, err := query(servers["marathon"], topo.client, "_env."+zone, dns.TypeTXT)
+	if err != nil {
+		return err
+	}
+	want := fmt.Sprintf(`"env=%s" "how=app"`, featureEnv(clientEnvIndex))
+	if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), want) {
+		return fmt.Errorf("marathon _env TXT for %s: got %v, want %s", topo.client, r.Answer, want)
+	}
+	if !verbose {
+		return nil
+	}
+	logf("checked %d answers: hosts and marathon agree; %s", n, strings.TrimSpace(strings.SplitN(r.Answer[0].String(), "TXT", 2)[1]))
+	return nil
+}
+
+// waitFor polls cond every 50ms until it returns nil, ctx ends or limit
+// passes.
+func waitFor(ctx context.Context, what string, limit time.Duration, cond func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func (m measurement) summary() string {
+	return fmt.Sprintf("%s: %8.0f qps, avg %s p50 %s p99 %s, lost %d, server CPU %.0f%% (%0.f q/CPU-s), rcodes %s",
+		m.kind(), m.res.qps, ms(m.res.avg), opt(m, m.res.p50), opt(m, m.res.p99), m.res.lost, 100*m.cpuShare(), m.perCPU(), m.res.rcodes)
+}
+
+// kind names the run: a throughput round, or the fixed-rate latency run.
+func (m measurement) kind() string {
+	if m.round == 0 {
+		return fmt.Sprintf("latency @%d/s", m.rate)
+	}
+	return fmt.Sprintf("round %d", m.round)
+}
+
+// opt is a percentile, or "-" for runs without per-query latencies.
+func opt(m measurement, d time.Duration) string {
+	if m.res.samples == 0 {
+		return "-"
+	}
+	return ms(d)
+}
+
+// noerror is the share of NOERROR answers among completed queries.
+func (m measurement) noerror() float64 {
+	f := strings.Fields(m.res.rcodes)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "NOERROR" && m.res.completed > 0 {
+			return float64(leadingInt(f[i+1])) / float64(m.res.completed)
+		}
+	}
+	return 0
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// report is the result table and the figures derived from it.
+type report struct {
+	cfg  config
+	topo *topology
+	runs []measurement
+	load string // /proc/loadavg at the end: other work on the machine
+}
+
+func newReport(cfg config, topo *topology, runs []measurement) *report {
+	load, _ := os.ReadFile("/proc/loadavg")
+	return &report{cfg: cfg, topo: topo, runs: runs, load: strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " ")}
+}
+
+// mean of f over the throughput runs of server.
+func (r *report) mean(server string, f func(measurement) float64) float64 {
+	sum, n := 0.0, 0
+	for _, m := range r.runs {
+		if m.server == server && m.round > 0 {
+			sum += f(m)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+func qps(m measurement) float64    { return m.res.qps }
+func perCPU(m measurement) float64 { return m.perCPU() }
+
+type figure struct {
+	name       string
+	value, aim float64
+	note       string
+}
+
+func (r *report) figures() []figure {
+	hostsQPS, marQPS := r.mean("hosts", qps), r.mean("marathon", qps)
+	figs := []figure{
+		{"marathon / hosts QPS", marQPS / hostsQPS, 1.0, fmt.Sprintf("%.0f / %.0f, mean of %d interleaved rounds", marQPS, hostsQPS, r.cfg.rounds)},
+		{"marathon / hosts queries per server CPU-second", r.mean("marathon", perCPU) / r.mean("hosts", perCPU), 1.0, "robust to other load on the server CPU"},
+	}
+	for _, m := range r.runs {
+		if m.server == "marathon+churn" && m.round > 0 && m.churn != nil {
+			figs = append(figs, figure{"marathon under churn / idle QPS", m.res.qps / marQPS, 0.9,
+				fmt.Sprintf("%.0f / %.0f; churn (%s) achieved %.0f changes/s (asked %d/s), %d failed, %d skipped",
+					m.res.qps, marQPS, r.cfg.churnOp, m.churn.rate(), r.cfg.churnRate, m.churn.failed, m.churn.skipped)})
+		}
+	}
+	return figs
+}
+
+func verdict(f figure) string {
+	if f.value >= f.aim {
+		return "met"
+	}
+	return "BELOW GOAL"
+}
+
+func (r *report) rows() [][]string {
+	rows := [][]string{{"server", "run", "QPS", "avg", "p50", "p90", "p99", "p99.9", "max", "lost", "NOERROR", "server CPU", "queries/CPU-s"}}
+	for _, m := range r.runs {
+		rows = append(rows, []string{
+			m.server, m.kind(), fmt.Sprintf("%.0f", m.res.qps),
+			ms(m.res.avg), opt(m, m.res.p50), opt(m, m.res.p90), opt(m, m.res.p99), opt(m, m.res.p999), ms(m.res.max),
+			fmt.Sprint(m.res.lost), fmt.Sprintf("%.2f%%", 100*m.noerror()), fmt.Sprintf("%.0f%%", 100*m.cpuShare()), fmt.Sprintf("%.0f", m.perCPU()),
+		})
+	}
+	return rows
+}
+
+func (r *report) setup() string {
+	return fmt.Sprintf("%d names in %d envs (%d integration, %d feature envs x %d); client %s (app of %s, env_from_client); "+
+		"queries alternate %d own-env names and %d fallback names; dnsperf -c %d -q %d, %s warm-up + %s per throughput run, "+
+		"percentiles from a %s run at a fixed -Q with -v; churn: %s at %d/s by %d go-marathon workers; "+
+		"server taskset -c %s GOMAXPROCS=1; dnsperf, marathon-sim (GOMAXPROCS=1) and churn driver on CPU %s; %d CPUs (%s), load avg at end %s",
+		numApps, numEnvs, numIntegration, numFeature, appsPerFeature, r.topo.client, featureEnv(clientEnvIndex),
+		len(r.topo.own), len(r.topo.parent), r.cfg.clients, r.cfg.outstanding, r.cfg.warmup, r.cfg.duration,
+		latencyRun, r.cfg.churnOp, r.cfg.churnRate, r.cfg.workers,
+		r.cfg.serverCPU, r.cfg.loadCPU, cpuCount(), runtime.GOARCH, r.load)
+}
+
+func (r *report) text() string {
+	var b strings.Builder
+	rows := r.rows()
+	width := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, c := range row {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, row := range rows {
+		for i, c := range row {
+			if i == 0 {
+				fmt.Fprintf(&b, "%-*s", width[i], c)
+			} else {
+				fmt.Fprintf(&b, "  %*s", width[i], c)
+			}
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	for _, f := range r.figures() {
+		fmt.Fprintf(&b, "%-48s %5.2f  (goal >= %.1f: %s)  %s\n", f.name, f.value, f.aim, verdict(f), f.note)
+	}
+	fmt.Fprintf(&b, "\nsetup: %s\n", r.setup())
+	return b.String()
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### bench-dns results (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	rows := r.rows()
+	for i, row := range rows {
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
+		if i == 0 {
+			b.WriteString("|" + strings.Repeat("---|", len(row)) + "\n")
+		}
+	}
+	b.WriteString("\n| figure | value | goal | |\n|---|---|---|---|\n")
+	for _, f := range r.figures() {
+		fmt.Fprintf(&b, "| %s | %.2f | >= %.1f (%s) | %s |\n", f.name, f.value, f.aim, verdict(f), f.note)
+	}
+	fmt.Fprintf(&b, "\nSetup: %s.\n", r.setup())
+	return b.String()
+}
+
+// cpuCount is the machine's CPUs (this process is pinned to one, so
+// runtime.NumCPU would say 1).
+func cpuCount() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		var lo, hi int
+		if c, _ := fmt.Sscanf(part, "%d-%d", &lo, &hi); c == 2 {
+			n += hi - lo + 1
+		} else {
+			n++
+		}
+	}
+	return n
+}
