@@ -199,57 +199,89 @@ type embed struct {
 	tasks, counts, deployments, lastFailure bool
 }
 
-// renderLocked renders a as GET /v2/apps does. s.mu must be held.
-func (s *Server) renderLocked(a *app, e embed) json.RawMessage {
-	out := make(fields, len(a.def)+10)
-	for k, v := range a.def {
-		out[k] = v
-	}
-	out["id"], _ = json.Marshal(a.id)
-	out["version"], _ = json.Marshal(a.version)
-	out["versionInfo"], _ = json.Marshal(map[string]string{
-		"lastScalingAt": a.scalingAt, "lastConfigChangeAt": a.configVersion,
-	})
+// appView is an app as GET /v2/apps shows it, copied under s.mu and
+// encoded after it is released, so that listing 10,000 apps does not hold
+// up every other request.
+type appView struct {
+	def         json.RawMessage // definition with version and versionInfo
+	embed       embed
+	staged      int
+	running     int
+	healthy     int
+	unhealthy   int
+	deployment  string // id of the deployment on the app; "" when none
+	tasks       []task
+	lastFailure *lastTaskFailure
+}
+
+// viewLocked copies what a's JSON needs. s.mu must be held.
+func (s *Server) viewLocked(a *app, e embed) appView {
+	v := appView{def: a.currentJSON(), embed: e}
 	tasks := s.tasks[a.id]
 	if e.counts {
-		var staged, running, healthy, unhealthy int
 		for _, t := range tasks {
 			switch t.State {
 			case stateStaging, "TASK_STARTING":
-				staged++
+				v.staged++
 			case stateRunning:
-				running++
+				v.running++
 			}
 			if a.spec.hasHealthChecks() && len(t.HealthCheckResults) > 0 {
 				if t.ready(true) {
-					healthy++
+					v.healthy++
 				} else {
-					unhealthy++
+					v.unhealthy++
 				}
 			}
 		}
-		for k, n := range map[string]int{"tasksStaged": staged, "tasksRunning": running, "tasksHealthy": healthy, "tasksUnhealthy": unhealthy} {
-			out[k], _ = json.Marshal(n)
-		}
 	}
-	if e.deployments {
-		deps := []map[string]string{}
-		if d := s.locks[a.id]; d != nil {
-			deps = append(deps, map[string]string{"id": d.id})
-		}
-		out["deployments"], _ = json.Marshal(deps)
+	if d := s.locks[a.id]; e.deployments && d != nil {
+		v.deployment = d.id
 	}
 	if e.tasks {
-		if tasks == nil {
-			tasks = []*task{}
+		// Tasks are changed by replacing their fields, never the slices'
+		// contents, so shallow copies stay as they are now.
+		v.tasks = make([]task, len(tasks))
+		for i, t := range tasks {
+			v.tasks[i] = *t
 		}
-		out["tasks"], _ = json.Marshal(tasks)
 	}
 	if e.lastFailure && a.lastFailure != nil {
-		out["lastTaskFailure"], _ = json.Marshal(a.lastFailure)
+		failure := *a.lastFailure
+		v.lastFailure = &failure
 	}
-	b, _ := json.Marshal(out)
-	return b
+	return v
+}
+
+// appendJSON appends the app JSON: the definition's keys, then the
+// computed ones that were asked for.
+func (v appView) appendJSON(out []byte) []byte {
+	out = append(out, v.def[:len(v.def)-1]...) // without the closing brace
+	if v.embed.deployments {
+		out = append(out, `,"deployments":[`...)
+		if v.deployment != "" {
+			id, _ := json.Marshal(v.deployment)
+			out = append(out, `{"id":`...)
+			out = append(out, id...)
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	if v.lastFailure != nil {
+		failure, _ := json.Marshal(v.lastFailure)
+		out = append(out, `,"lastTaskFailure":`...)
+		out = append(out, failure...)
+	}
+	if v.embed.tasks {
+		tasks, _ := json.Marshal(v.tasks)
+		out = append(out, `,"tasks":`...)
+		out = append(out, tasks...)
+	}
+	if v.embed.counts {
+		out = fmt.Appendf(out, `,"tasksHealthy":%d,"tasksRunning":%d,"tasksStaged":%d,"tasksUnhealthy":%d`,
+			v.healthy, v.running, v.staged, v.unhealthy)
+	}
+	return append(out, '}')
 }
 
 // listApps answers GET /v2/apps with embed, id, cmd and label filters.
@@ -271,12 +303,8 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	}
 	idFilter, cmdFilter := strings.ToLower(q.Get("id")), q.Get("cmd")
 	s.mu.Lock()
-	ids := make([]string, 0, len(s.apps))
-	for id := range s.apps {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	list := make([]json.RawMessage, 0, len(ids))
+	ids := s.appIDsLocked()
+	views := make([]appView, 0, len(ids))
 	for _, id := range ids {
 		a := s.apps[id]
 		if idFilter != "" && !strings.Contains(strings.ToLower(id), idFilter) {
@@ -292,10 +320,22 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		if !sel.matches(a.spec.Labels) {
 			continue
 		}
-		list = append(list, s.renderLocked(a, e))
+		views = append(views, s.viewLocked(a, e))
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"apps": list})
+	size := 0
+	for _, v := range views {
+		size += len(v.def) + 300*(1+len(v.tasks))
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"apps":[`...)
+	for i, v := range views {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = v.appendJSON(out)
+	}
+	writeRaw(w, http.StatusOK, append(out, "]}"...))
 }
 
 // getApp answers GET /v2/apps/{id}: Marathon always embeds tasks, counts,
@@ -303,16 +343,16 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getApp(w http.ResponseWriter, _ *http.Request, id string) {
 	s.mu.Lock()
 	a := s.apps[id]
-	var body json.RawMessage
+	var view appView
 	if a != nil {
-		body = s.renderLocked(a, embed{tasks: true, counts: true, deployments: true, lastFailure: true})
+		view = s.viewLocked(a, embed{tasks: true, counts: true, deployments: true, lastFailure: true})
 	}
 	s.mu.Unlock()
 	if a == nil {
 		writeError(w, notFound(id))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"app": body})
+	writeRaw(w, http.StatusOK, append(view.appendJSON([]byte(`{"app":`)), '}'))
 }
 
 // createApp answers POST /v2/apps: 201 with the new app and its deployment.
@@ -341,17 +381,17 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusConflict, map[string]string{"message": fmt.Sprintf("An app with id [%s] already exists.", id)}})
 		return
 	}
-	original := s.treeLocked()
+	original := s.planTreeLocked(id)
 	a := s.storeLocked(id, nil, def, spec, true)
 	s.emitLocked("api_post_event", map[string]any{
-		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.defJSON(a.def, a.version),
+		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.currentJSON(),
 	})
 	d := s.deployLocked(a.id, original, planCreate, nil)
-	out := s.renderLocked(a, embed{tasks: true, counts: true, deployments: true})
+	view := s.viewLocked(a, embed{tasks: true, counts: true, deployments: true})
 	s.mu.Unlock()
 	w.Header().Set("Location", id)
 	w.Header().Set("Marathon-Deployment-Id", d.id)
-	writeJSON(w, http.StatusCreated, out)
+	writeRaw(w, http.StatusCreated, view.appendJSON(nil))
 }
 
 // storeLocked saves a new version of app id (prev nil for a new app) and
@@ -369,7 +409,7 @@ func (s *Server) storeLocked(id string, prev *app, def fields, spec appSpec, con
 	}
 	a.versions[version] = def
 	a.order = append(a.order, version)
-	s.apps[id] = a
+	s.putAppLocked(a)
 	return a
 }
 
@@ -426,14 +466,14 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, aerr)
 		return
 	}
-	original := s.treeLocked()
+	original := s.planTreeLocked(id)
 	kind, change := planCreate, true
 	if prev != nil {
 		kind, change = classify(prev, def)
 	}
 	a := s.storeLocked(id, prev, def, spec, change)
 	s.emitLocked("api_post_event", map[string]any{
-		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.defJSON(a.def, a.version),
+		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.currentJSON(),
 	})
 	d := s.deployLocked(id, original, kind, prev)
 	status := http.StatusOK
@@ -485,8 +525,8 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		s.cancelDeploymentLocked(d)
 	}
-	original := s.treeLocked()
-	delete(s.apps, id)
+	original := s.planTreeLocked(id)
+	s.deleteAppLocked(id)
 	version := s.nowVersion()
 	d := s.deployLocked(id, original, planStop, prev)
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": version})
@@ -509,7 +549,7 @@ func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		s.cancelDeploymentLocked(d)
 	}
-	original := s.treeLocked()
+	original := s.planTreeLocked(id)
 	a := s.storeLocked(id, prev, copyFields(prev.def), prev.spec, true)
 	d := s.deployLocked(id, original, planRestart, prev)
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": a.version})
@@ -548,13 +588,57 @@ func (s *Server) appAtVersion(w http.ResponseWriter, id, version string) {
 	writeJSON(w, http.StatusOK, a.defJSON(def, version))
 }
 
-// treeLocked renders the current root group for deployment plans.
-// s.mu must be held.
+// currentJSON is a's definition at its version, as in deployment plans and
+// api_post_event. An app value never changes once stored (a change stores
+// a new one), so it is encoded once. s.mu must be held.
+func (a *app) currentJSON() json.RawMessage {
+	if a.planJSON == nil {
+		a.planJSON = a.defJSON(a.def, a.version)
+	}
+	return a.planJSON
+}
+
+// putAppLocked stores a as the current version of its app. s.mu must be held.
+func (s *Server) putAppLocked(a *app) {
+	if _, ok := s.apps[a.id]; !ok {
+		s.sortedIDs = nil
+	}
+	s.apps[a.id] = a
+	s.tree = nil
+}
+
+// deleteAppLocked forgets app id. s.mu must be held.
+func (s *Server) deleteAppLocked(id string) {
+	delete(s.apps, id)
+	s.sortedIDs, s.tree = nil, nil
+}
+
+// appIDsLocked returns the ids of all apps, sorted; the slice is shared
+// until the next app is added or deleted. s.mu must be held.
+func (s *Server) appIDsLocked() []string {
+	if s.sortedIDs == nil {
+		ids := make([]string, 0, len(s.apps))
+		for id := range s.apps {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		s.sortedIDs = ids
+	}
+	return s.sortedIDs
+}
+
+// treeLocked renders the current root group, built once per state of the
+// apps and shared by every plan until an app changes. s.mu must be held.
 func (s *Server) treeLocked() json.RawMessage {
-	defs := make(map[string]json.RawMessage, len(s.apps))
+	if s.tree != nil {
+		return s.tree
+	}
+	ids := s.appIDsLocked()
+	apps := make([]groupApp, len(ids))
 	version := ""
-	for id, a := range s.apps {
-		defs[id] = a.defJSON(a.def, a.version)
+	for i, id := range ids {
+		a := s.apps[id]
+		apps[i] = groupApp{id: id, json: a.currentJSON()}
 		if a.version > version {
 			version = a.version
 		}
@@ -562,7 +646,23 @@ func (s *Server) treeLocked() json.RawMessage {
 	if version == "" {
 		version = timestamp(s.lastVersion)
 	}
-	return groupTree(defs, version)
+	s.tree = groupTree(apps, version)
+	return s.tree
+}
+
+// planTreeLocked renders a root group for a plan that deploys app id: the
+// current root group, or with PlanGroupsAffected a root group holding only
+// app id (none when it does not exist), versioned with the last version
+// given out. s.mu must be held.
+func (s *Server) planTreeLocked(id string) json.RawMessage {
+	if s.opts.PlanGroups != PlanGroupsAffected {
+		return s.treeLocked()
+	}
+	var apps []groupApp
+	if a := s.apps[id]; a != nil {
+		apps = []groupApp{{id: id, json: a.currentJSON()}}
+	}
+	return groupTree(apps, timestamp(s.lastVersion))
 }
 
 // clientIP is the request's remote address without the port.

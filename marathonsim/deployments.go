@@ -37,26 +37,38 @@ type deployment struct {
 	kind        planKind
 	steps       []step
 	current     int             // 1-based step in progress
-	original    json.RawMessage // root group before
-	target      json.RawMessage // root group after
+	plan        json.RawMessage // plan JSON of deployment events, with root groups before and after
 	prev        *app            // the app before the change; nil for a create
 	ctx         context.Context
 	cancel      context.CancelFunc
 }
 
-// plan is the deployment plan JSON of deployment events.
-func (d *deployment) plan() map[string]any {
-	return map[string]any{
-		"id": d.id, "version": d.version, "original": d.original, "target": d.target, "steps": d.steps,
-	}
+// planJSON renders a deployment plan as deployment events carry it. The
+// root groups are copied as they are: they are most of the bytes, and the
+// plan is rendered once per deployment, not once per event.
+func planJSON(id, version string, original, target json.RawMessage, steps []step) json.RawMessage {
+	idJSON, _ := json.Marshal(id)
+	stepsJSON, _ := json.Marshal(steps)
+	versionJSON, _ := json.Marshal(version)
+	out := make([]byte, 0, len(idJSON)+len(original)+len(stepsJSON)+len(target)+len(versionJSON)+64)
+	out = append(out, `{"id":`...)
+	out = append(out, idJSON...)
+	out = append(out, `,"original":`...)
+	out = append(out, original...)
+	out = append(out, `,"steps":`...)
+	out = append(out, stepsJSON...)
+	out = append(out, `,"target":`...)
+	out = append(out, target...)
+	out = append(out, `,"version":`...)
+	out = append(out, versionJSON...)
+	return append(out, '}')
 }
 
 // deployLocked starts a deployment that brings app appID to its stored
 // state (or stops it) and publishes group_change_success. s.mu must be held.
 func (s *Server) deployLocked(appID string, original json.RawMessage, kind planKind, prev *app) *deployment {
 	d := &deployment{
-		id: newUUID(), version: timestamp(s.lastVersion), appID: appID, kind: kind,
-		original: original, target: s.treeLocked(), prev: prev,
+		id: newUUID(), version: timestamp(s.lastVersion), appID: appID, kind: kind, prev: prev,
 	}
 	one := func(name string) step { return step{Actions: []action{{Action: name, App: appID}}} }
 	switch kind {
@@ -74,6 +86,7 @@ func (s *Server) deployLocked(appID string, original json.RawMessage, kind planK
 	default:
 		d.steps = []step{}
 	}
+	d.plan = planJSON(d.id, d.version, original, s.planTreeLocked(appID), d.steps)
 	d.ctx, d.cancel = context.WithCancel(s.ctx)
 	s.deployments[d.id] = d
 	s.locks[appID] = d
@@ -95,7 +108,7 @@ func (s *Server) runDeployment(d *deployment) {
 			return
 		}
 		d.current = i + 1
-		s.emitLocked("deployment_info", map[string]any{"plan": d.plan(), "currentStep": st})
+		s.emitPlanLocked("deployment_info", map[string]any{"currentStep": st}, d.plan)
 		s.mu.Unlock()
 		for _, act := range st.Actions {
 			if !s.perform(d, act) {
@@ -107,7 +120,7 @@ func (s *Server) runDeployment(d *deployment) {
 			s.mu.Unlock()
 			return
 		}
-		s.emitLocked("deployment_step_success", map[string]any{"plan": d.plan(), "currentStep": st})
+		s.emitPlanLocked("deployment_step_success", map[string]any{"currentStep": st}, d.plan)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
@@ -116,7 +129,7 @@ func (s *Server) runDeployment(d *deployment) {
 		return
 	}
 	s.endDeploymentLocked(d)
-	s.emitLocked("deployment_success", map[string]any{"id": d.id, "plan": d.plan()})
+	s.emitPlanLocked("deployment_success", map[string]any{"id": d.id}, d.plan)
 }
 
 // endDeploymentLocked forgets d and unlocks its app. s.mu must be held.
@@ -133,7 +146,7 @@ func (s *Server) endDeploymentLocked(d *deployment) {
 // publishes deployment_failed. s.mu must be held.
 func (s *Server) cancelDeploymentLocked(d *deployment) {
 	s.endDeploymentLocked(d)
-	s.emitLocked("deployment_failed", map[string]any{"id": d.id, "plan": d.plan()})
+	s.emitPlanLocked("deployment_failed", map[string]any{"id": d.id}, d.plan)
 }
 
 // perform runs one action; it reports false when the deployment was
@@ -265,11 +278,11 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, id str
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	original := s.treeLocked()
+	original := s.planTreeLocked(d.appID)
 	current := s.apps[d.appID]
 	var rollback *deployment
 	if d.prev == nil {
-		delete(s.apps, d.appID)
+		s.deleteAppLocked(d.appID)
 		s.nowVersion()
 		rollback = s.deployLocked(d.appID, original, planStop, current)
 	} else {

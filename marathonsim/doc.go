@@ -25,6 +25,13 @@
 // GET /v2/apps?embed=apps.tasks body in Options.Apps; its tasks are loaded
 // as they are.
 //
+// Deployment plans carry the whole root group before and after, as
+// Marathon's do; it is rendered once per change and shared by the events of
+// a deployment. On clusters of thousands of apps that is still megabytes
+// per event, so Options.PlanGroups = PlanGroupsAffected (marathon-sim
+// -plan-groups affected) keeps only the deployed app in plans: a
+// benchmark-only deviation for clients that read only plan ids and steps.
+//
 // Close the Server before the HTTP server that serves it: Close ends the
 // event streams, which httptest.Server.Close would otherwise wait for.
 package marathonsim

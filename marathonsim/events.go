@@ -47,21 +47,31 @@ func frame(eventType string, data []byte) []byte {
 
 // publish sends an event to every client whose filter takes it.
 func (b *broker) publish(eventType string, data []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.publishLocked(eventType, data)
+	b.publishFrame(eventType, func() []byte { return frame(eventType, data) })
 }
 
-func (b *broker) publishLocked(eventType string, data []byte) {
+// publishFrame sends the frame render returns to every client whose filter
+// takes eventType. render is called at most once, and not at all when no
+// client takes the event, so an event nobody reads costs no encoding.
+func (b *broker) publishFrame(eventType string, render func() []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.publishLocked(eventType, render)
+}
+
+func (b *broker) publishLocked(eventType string, render func() []byte) {
 	if b.dropNext > 0 {
 		b.dropNext--
 		b.dropped++
 		return
 	}
-	f := frame(eventType, data)
+	var f []byte
 	for c := range b.clients {
 		if c.filter != nil && !c.filter[eventType] {
 			continue
+		}
+		if f == nil {
+			f = render()
 		}
 		select {
 		case c.frames <- f:
@@ -77,7 +87,7 @@ func (b *broker) attach(c *client, attached []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.clients[c] = struct{}{}
-	b.publishLocked("event_stream_attached", attached)
+	b.publishLocked("event_stream_attached", func() []byte { return frame("event_stream_attached", attached) })
 }
 
 // detach unregisters c and tells the others.
@@ -85,7 +95,7 @@ func (b *broker) detach(c *client, detached []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.removeLocked(c)
-	b.publishLocked("event_stream_detached", detached)
+	b.publishLocked("event_stream_detached", func() []byte { return frame("event_stream_detached", detached) })
 }
 
 func (b *broker) removeLocked(c *client) {
@@ -119,9 +129,31 @@ func eventJSON(eventType string, payload map[string]any) []byte {
 }
 
 // emitLocked publishes an event. Called with s.mu held, so that events go
-// out in the order of the state changes they describe.
+// out in the order of the state changes they describe. The payload is
+// encoded only when some client takes the event; it must not be changed
+// after the call.
 func (s *Server) emitLocked(eventType string, payload map[string]any) {
-	s.events.publish(eventType, eventJSON(eventType, payload))
+	s.emitPlanLocked(eventType, payload, nil)
+}
+
+// emitPlanLocked publishes an event whose "plan" is an already rendered
+// deployment plan (nil: none), which is spliced in as it is rather than
+// re-encoded. s.mu must be held.
+func (s *Server) emitPlanLocked(eventType string, payload map[string]any, plan json.RawMessage) {
+	s.events.publishFrame(eventType, func() []byte {
+		data := eventJSON(eventType, payload)
+		if plan == nil {
+			return frame(eventType, data)
+		}
+		f := make([]byte, 0, len(eventType)+len(data)+len(plan)+24)
+		f = append(f, "event: "...)
+		f = append(f, eventType...)
+		f = append(f, "\ndata: "...)
+		f = append(f, data[:len(data)-1]...) // without the closing brace
+		f = append(f, `,"plan":`...)
+		f = append(f, plan...)
+		return append(f, "}\n\n"...)
+	})
 }
 
 // statusUpdate is the payload of a status_update_event for t.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -415,5 +416,86 @@ func TestSlowClientDropped(t *testing.T) {
 	}
 	if b.count() != 0 {
 		t.Fatalf("%d clients left", b.count())
+	}
+}
+
+// planApps decodes the plan of a deployment_info or deployment_step_success
+// frame as go-marathon does and lists the app ids of its root groups,
+// sorted.
+func planApps(t *testing.T, fr sseFrame) (plan *marathon.DeploymentPlan, original, target []string) {
+	t.Helper()
+	var e marathon.EventDeploymentInfo
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(fr.lines[1], "data: ")), &e); err != nil {
+		t.Fatalf("%s does not decode as go-marathon's EventDeploymentInfo: %v", fr.event, err)
+	}
+	if e.Plan == nil || e.Plan.Original == nil || e.Plan.Target == nil {
+		t.Fatalf("%s: plan %+v", fr.event, e.Plan)
+	}
+	var walk func(g *marathon.Group, ids *[]string)
+	walk = func(g *marathon.Group, ids *[]string) {
+		for _, a := range g.Apps {
+			*ids = append(*ids, a.ID)
+		}
+		for _, sub := range g.Groups {
+			walk(sub, ids)
+		}
+	}
+	walk(e.Plan.Original, &original)
+	walk(e.Plan.Target, &target)
+	slices.Sort(original)
+	slices.Sort(target)
+	return e.Plan, original, target
+}
+
+// TestPlanGroups checks what deployment plans hold with each PlanGroups:
+// every app, or only the deployed one, with go-marathon decoding both.
+func TestPlanGroups(t *testing.T) {
+	tests := []struct {
+		plan           string
+		method, path   string
+		body           string
+		action         string
+		original, want []string // app ids of the plan's root groups
+	}{
+		{PlanGroupsFull, http.MethodPut, "/v2/apps/a/b/web", `{"labels":{"X":"2"}}`, "RestartApplication",
+			[]string{"/a/b/web", "/other"}, []string{"/a/b/web", "/other"}},
+		{PlanGroupsAffected, http.MethodPut, "/v2/apps/a/b/web", `{"labels":{"X":"2"}}`, "RestartApplication",
+			[]string{"/a/b/web"}, []string{"/a/b/web"}},
+		{PlanGroupsAffected, http.MethodPost, "/v2/apps", `{"id":"/a/new"}`, "StartApplication",
+			nil, []string{"/a/new"}},
+		{PlanGroupsAffected, http.MethodDelete, "/v2/apps/a/b/web", ``, "StopApplication",
+			[]string{"/a/b/web"}, nil},
+		{"", http.MethodDelete, "/v2/apps/a/b/web", ``, "StopApplication",
+			[]string{"/a/b/web", "/other"}, []string{"/other"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.plan+" "+tt.method+" "+tt.path, func(t *testing.T) {
+			opts := fast()
+			opts.PlanGroups = tt.plan
+			f := start(t, opts)
+			postJSON(t, http.MethodPost, f.srv.URL+"/v2/apps", `{"id":"/a/b/web","labels":{"X":"1"}}`).Body.Close()
+			postJSON(t, http.MethodPost, f.srv.URL+"/v2/apps", `{"id":"/other"}`).Body.Close()
+			f.settle(t)
+			stream := openStream(t, f.srv.URL, "?event_type=deployment_info&event_type=deployment_step_success")
+			postJSON(t, tt.method, f.srv.URL+tt.path, tt.body).Body.Close()
+			info := stream.next(t)
+			for info.event != "deployment_info" {
+				info = stream.next(t)
+			}
+			plan, original, target := planApps(t, info)
+			if !slices.Equal(original, tt.original) || !slices.Equal(target, tt.want) {
+				t.Errorf("plan original %v target %v, want %v and %v", original, target, tt.original, tt.want)
+			}
+			if len(plan.Steps) == 0 || plan.Steps[0].Actions[0].Action != tt.action {
+				t.Errorf("plan steps %+v, want %s first", plan.Steps, tt.action)
+			}
+			step := stream.next(t)
+			if step.event != "deployment_step_success" {
+				t.Fatalf("after deployment_info: %s", step.event)
+			}
+			if again, _, _ := planApps(t, step); !reflect.DeepEqual(again, plan) {
+				t.Errorf("deployment_step_success plan %+v differs from deployment_info's %+v", again, plan)
+			}
+		})
 	}
 }

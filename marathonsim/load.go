@@ -53,6 +53,7 @@ func (s *Server) resetLocked() {
 		}
 	}
 	s.apps = map[string]*app{}
+	s.sortedIDs, s.tree = nil, nil
 	s.tasks = map[string][]*task{}
 	s.deployments = map[string]*deployment{}
 	s.locks = map[string]*deployment{}
@@ -69,7 +70,7 @@ func (s *Server) resetLocked() {
 // installLocked adds parsed apps and tasks. s.mu must be held.
 func (s *Server) installLocked(apps []*app, tasks map[string][]*task) {
 	for _, a := range apps {
-		s.apps[a.id] = a
+		s.putAppLocked(a)
 		if v, err := parseTimestamp(a.version); err == nil && v.After(s.lastVersion) {
 			s.lastVersion = v
 		}

@@ -57,9 +57,31 @@ type Options struct {
 	// Token, when set, accepts "Authorization: token=<Token>" (DC/OS).
 	Token string
 
+	// PlanGroups says what the "original" and "target" root groups of
+	// deployment plans (in deployment_info, deployment_step_success,
+	// deployment_success and deployment_failed events) hold:
+	// PlanGroupsFull (the default, "" too) or PlanGroupsAffected. New panics
+	// on any other value.
+	PlanGroups string
+
 	// Logger receives request and fault logs. Nil discards them.
 	Logger *slog.Logger
 }
+
+// Values of Options.PlanGroups.
+const (
+	// PlanGroupsFull puts the whole root group, every app, in plans, as
+	// Marathon does. Each deployment event then costs O(apps): about 2 KB
+	// per app, so a few MB per event on a 10,000-app cluster.
+	PlanGroupsFull = "full"
+	// PlanGroupsAffected puts only the app a deployment touches in its
+	// plan's root groups (with the groups above it), so that a storm of
+	// changes on a large cluster costs O(1) per event. This deviates from
+	// Marathon and is meant for benchmarks of clients that, like oak's
+	// watcher, read only the plan id and steps; go-marathon decodes such
+	// plans as it decodes full ones.
+	PlanGroupsAffected = "affected"
+)
 
 // withDefaults returns opts with zero fields replaced by their defaults and
 // negative durations replaced by zero.
@@ -84,6 +106,9 @@ func (opts Options) withDefaults() Options {
 	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = 256
+	}
+	if opts.PlanGroups == "" {
+		opts.PlanGroups = PlanGroupsFull
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

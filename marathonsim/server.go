@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type Server struct {
 	mu          sync.Mutex
 	closed      bool
 	apps        map[string]*app
+	sortedIDs   []string           // ids of apps, sorted; nil when stale
+	tree        json.RawMessage    // root group of apps for plans; nil when stale
 	tasks       map[string][]*task // by app id; outlives a deleted app until killed
 	deployments map[string]*deployment
 	locks       map[string]*deployment // app id -> running deployment
@@ -43,9 +46,13 @@ type Server struct {
 	generation  uint64 // bumped by Reset, so stale timers do nothing
 }
 
-// New returns a running simulator. It panics when opts.Apps does not parse.
+// New returns a running simulator. It panics when opts.Apps does not parse
+// or opts.PlanGroups is not a known value.
 func New(opts Options) *Server {
 	opts = opts.withDefaults()
+	if opts.PlanGroups != PlanGroupsFull && opts.PlanGroups != PlanGroupsAffected {
+		panic("marathonsim: Options.PlanGroups: unknown value " + strconv.Quote(opts.PlanGroups))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:   opts,
@@ -370,9 +377,14 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	if err != nil {
 		status, out = http.StatusInternalServerError, []byte(`{"message":"marshal error"}`)
 	}
+	writeRaw(w, status, out)
+}
+
+// writeRaw answers with a JSON body that is already encoded.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(out)
+	_, _ = w.Write(body)
 }
 
 func writeMessage(w http.ResponseWriter, status int, msg string) {

@@ -231,7 +231,13 @@ func (s *Server) leaseLocked() (netip.Addr, bool) {
 		}
 		return !a.Is4() || prefix.Contains(a.Next()) // not the broadcast address
 	}
-	for tries := 0; tries < 1<<16; tries++ {
+	// One pass over the range at most: once every address is taken, a
+	// launch must not scan 65,536 of them again.
+	tries := 1 << 16
+	if hostBits := prefix.Addr().BitLen() - prefix.Bits(); hostBits < 16 {
+		tries = 1 << hostBits
+	}
+	for ; tries > 0; tries-- {
 		a := s.nextLease
 		if !a.IsValid() || !prefix.Contains(a) {
 			a = prefix.Addr()
@@ -395,7 +401,7 @@ func (s *Server) killTasksLocked(w http.ResponseWriter, r *http.Request, appID s
 	if d := s.locks[appID]; d != nil {
 		s.cancelDeploymentLocked(d)
 	}
-	original := s.treeLocked()
+	original := s.planTreeLocked(appID)
 	def := copyFields(a.def)
 	n := a.spec.instances() - len(victims)
 	if n < 0 {

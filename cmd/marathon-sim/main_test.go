@@ -20,7 +20,7 @@ func TestHelpDocumentsFlags(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -h: %v", err)
 	}
-	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "/_sim/"} {
+	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "-plan-groups", "/_sim/"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h output lacks %s:\n%s", name, out.String())
 		}
@@ -31,6 +31,7 @@ func TestBadFlags(t *testing.T) {
 	tests := [][]string{
 		{"-task-cidr", "nope"},
 		{"-apps", "/does/not/exist.json"},
+		{"-plan-groups", "some"},
 		{"extra-arg"},
 	}
 	for _, args := range tests {
