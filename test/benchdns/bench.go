@@ -81,7 +81,11 @@ func run(ctx context.Context, cfg config, t tools) error {
 	}
 	simURL := fmt.Sprintf("http://127.0.0.1:%d", simPort)
 	sim, err := kids.start("marathon-sim", cfg.loadCPU, []string{"GOMAXPROCS=1"}, t.sim,
-		"-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-apps", files["apps"])
+		"-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-apps", files["apps"],
+		// Deployment plans with only the apps they touch: with Marathon's
+		// full root groups a 10,000-app simulator manages ~20 PUTs/s. The
+		// watcher reads only plan ids and steps.
+		"-plan-groups", "affected")
 	if err != nil {
 		return err
 	}
