@@ -114,6 +114,14 @@ func (s *Snapshot) Reverse(a netip.Addr) []NameRef {
 	return nil
 }
 
+// Claimed reports whether an app of any env claims name itself, live or
+// not. name must be lower-case; a trailing dot is ignored.
+func (s *Snapshot) Claimed(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	entry, _ := s.names.get(s.stringShard(name), name)
+	return entry != nil
+}
+
 // HasSuffix reports whether some app claims name, or a name below it, in
 // any env: a DNS server answers NODATA rather than NXDOMAIN for such empty
 // non-terminals. name must be lower-case; a trailing dot is ignored.

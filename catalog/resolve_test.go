@@ -181,6 +181,28 @@ func TestHasSuffix(t *testing.T) {
 	}
 }
 
+func TestClaimed(t *testing.T) {
+	s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{
+		testApp("/a", labels("feature-x", "redis1.db.example.com"), running("10.0.0.1")),
+		testApp("/b", labels("", "mq.example.org")), // registered without live tasks
+	})
+	for name, want := range map[string]bool{
+		"redis1.db.example.com":  true, // in an env that is no one's default
+		"redis1.db.example.com.": true,
+		"mq.example.org":         true,  // no live task
+		"db.example.com":         false, // empty non-terminal
+		"example.org":            false,
+		"nosuch.example.com":     false,
+	} {
+		if got := s.Claimed(name); got != want {
+			t.Errorf("Claimed(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if s.Apply(nil, []string{"/a"}).Claimed("redis1.db.example.com") {
+		t.Error("Claimed not updated by Apply")
+	}
+}
+
 func TestVirtualHosts(t *testing.T) {
 	s := fallbackCluster(t)
 	type vh struct {

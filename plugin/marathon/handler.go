@@ -118,10 +118,17 @@ func (m *Marathon) answer(snapshot *catalog.Snapshot, q query, state request.Req
 		// fall through: the next plugin would hand out a production address.
 		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}
 	}
+	claimed := snapshot.Claimed(name)
+	if claimed {
+		// Only envs outside the client's chain run the name: it is a test
+		// name all the same, and production's answer for it must not leak.
+		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+	}
 	if m.fall.Through(q.qname) {
 		return reply{next: true, outcome: outcomeFallthrough}
 	}
-	if emptyNonTerminal(snapshot, name) {
+	if snapshot.HasSuffix(name) {
+		// An empty non-terminal: apps register names below it only.
 		return reply{rcode: dns.RcodeSuccess, soa: true, outcome: outcomeNoData}
 	}
 	return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
@@ -294,24 +301,6 @@ func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q query, res reply) (
 	w.WriteMsg(msg)
 	// Success tells the server that the reply has been written.
 	return dns.RcodeSuccess, nil
-}
-
-// emptyNonTerminal reports whether apps register names below name but no
-// app registers name itself, in any env: such a name exists (NODATA), while
-// a name that only envs outside the client's chain register does not
-// (NXDOMAIN). HasSuffix counts the name itself, hence the walk over the
-// envs; it runs only for names that are not served, and only when
-// HasSuffix is true.
-func emptyNonTerminal(snapshot *catalog.Snapshot, name string) bool {
-	if !snapshot.HasSuffix(name) {
-		return false
-	}
-	for _, env := range snapshot.Envs() {
-		if snapshot.Resolve(env, name).Registered {
-			return false
-		}
-	}
-	return true
 }
 
 func serviceOutcome(q query, svc *catalog.Service) string {

@@ -203,8 +203,9 @@ func TestPinnedEnv(t *testing.T) {
 	runCases(t, m, cases)
 }
 
-// TestFallthrough: names no env serves go to the next plugin; a name an env
-// of the chain registers without a live backend does not.
+// TestFallthrough: names no env registers go to the next plugin; a name an
+// env of the chain registers without a live backend does not, nor a name
+// only envs outside the client's chain register.
 func TestFallthrough(t *testing.T) {
 	m := newTestMarathon(testSnapshot(t), withFallthrough)
 	for _, tc := range []struct {
@@ -214,11 +215,11 @@ func TestFallthrough(t *testing.T) {
 		rcode         int
 	}{
 		{featureClient, "nosuch.example.com.", dns.TypeA, true, 0},
-		{featureClient, "www.example.org.", dns.TypeA, true, 0},                    // outside the zones
-		{featureClient, "99.99.0.10.in-addr.arpa.", dns.TypePTR, true, 0},          // unknown address
-		{integrationClient, "stagingonly.example.com.", dns.TypeA, true, 0},        // not in the client's chain
-		{featureClient, "db.example.com.", dns.TypeA, true, 0},                     // empty non-terminal: no env serves it
-		{featureClient, "gone.example.com.", dns.TypeA, false, dns.RcodeNameError}, // registered, no live backend
+		{featureClient, "www.example.org.", dns.TypeA, true, 0},                               // outside the zones
+		{featureClient, "99.99.0.10.in-addr.arpa.", dns.TypePTR, true, 0},                     // unknown address
+		{integrationClient, "stagingonly.example.com.", dns.TypeA, false, dns.RcodeNameError}, // only outside the chain: still never production's
+		{featureClient, "db.example.com.", dns.TypeA, true, 0},                                // empty non-terminal: no env serves it
+		{featureClient, "gone.example.com.", dns.TypeA, false, dns.RcodeNameError},            // registered, no live backend
 		{featureClient, "gone.example.com.", dns.TypeAAAA, false, dns.RcodeNameError},
 		{featureClient, "_http._tcp.gone.example.com.", dns.TypeSRV, false, dns.RcodeNameError},
 		{unknownClient, "down.example.com.", dns.TypeA, false, dns.RcodeNameError},
