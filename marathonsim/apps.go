@@ -508,22 +508,33 @@ func copyFields(f fields) fields {
 	return out
 }
 
+// changeableLocked returns app id for a change. It answers 404 when the app
+// does not exist, and 409 when a deployment holds it unless ?force=true,
+// which cancels that deployment; ok is false when it wrote such an answer.
+func (s *Server) changeableLocked(w http.ResponseWriter, r *http.Request, id string) (prev *app, ok bool) {
+	prev = s.apps[id]
+	if prev == nil {
+		writeError(w, notFound(id))
+		return nil, false
+	}
+	if d := s.locks[id]; d != nil {
+		if !forced(r) {
+			writeError(w, locked(d))
+			return nil, false
+		}
+		s.cancelDeploymentLocked(d)
+	}
+	return prev, true
+}
+
 // deleteApp answers DELETE /v2/apps/{id}: the app leaves the group tree at
 // once; a StopApplication deployment kills its tasks.
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev := s.apps[id]
-	if prev == nil {
-		writeError(w, notFound(id))
+	prev, ok := s.changeableLocked(w, r, id)
+	if !ok {
 		return
-	}
-	if d := s.locks[id]; d != nil {
-		if !forced(r) {
-			writeError(w, locked(d))
-			return
-		}
-		s.cancelDeploymentLocked(d)
 	}
 	original := s.planTreeLocked(id)
 	s.deleteAppLocked(id)
@@ -537,17 +548,9 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) {
 func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev := s.apps[id]
-	if prev == nil {
-		writeError(w, notFound(id))
+	prev, ok := s.changeableLocked(w, r, id)
+	if !ok {
 		return
-	}
-	if d := s.locks[id]; d != nil {
-		if !forced(r) {
-			writeError(w, locked(d))
-			return
-		}
-		s.cancelDeploymentLocked(d)
 	}
 	original := s.planTreeLocked(id)
 	a := s.storeLocked(id, prev, copyFields(prev.def), prev.spec, true)
