@@ -240,3 +240,77 @@ func BenchmarkFullResync(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTaskChurn measures the REST requests the watcher makes per task
+// change during a churn of task crashes (and their replacements) paced at
+// 1,000 per second over apps without health checks, whose status updates
+// are applied without a refetch. Every crash is two or three status
+// updates: TASK_FAILED, then the replacement's TASK_STAGING and
+// TASK_RUNNING. At the end the view must equal the simulator's.
+func BenchmarkTaskChurn(b *testing.B) {
+	const apps, workers = 200, 16
+	kills := max(b.N, 1000)
+	opts := fastSim()
+	opts.Apps = appsJSON(apps, 2)
+	opts.RestartBackoff = time.Millisecond
+	sim := marathonsim.New(opts)
+	counter := &countingHandler{next: sim}
+	srv := httptest.NewServer(counter)
+	defer func() {
+		sim.Close()
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
+	d := newDriver(b, srv.URL)
+
+	w := newWatcher(b, []string{srv.URL}, func(c *Config) { c.Resync = 0 })
+	stop := runWatcher(b, w)
+	defer stop()
+	waitFor(b, "initial sync", w.Ready)
+	waitFor(b, "stream connected", func() bool { return w.Status().Connected })
+
+	requestsBefore := counter.requests.Load()
+	syncsBefore := w.Status().Syncs
+	queues := make([]chan int, workers)
+	var wg sync.WaitGroup
+	var killed atomic.Int64
+	for q := range queues {
+		queues[q] = make(chan int, 64)
+		wg.Go(func() {
+			for k := range queues[q] {
+				app := d.app(fmt.Sprintf("/app%d", k%apps))
+				if len(app.Tasks) == 0 {
+					continue // the replacement is not there yet
+				}
+				if sim.KillTask(app.Tasks[0].ID, "") == nil {
+					killed.Add(1)
+				}
+			}
+		})
+	}
+	b.ResetTimer()
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	for k := range kills {
+		<-tick.C
+		queues[k%apps%workers] <- k
+	}
+	tick.Stop()
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	issued := time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sim.Settle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	waitConverged(b, w, d, testPolicy(b))
+	b.StopTimer()
+
+	n := float64(killed.Load())
+	b.ReportMetric(n/issued.Seconds(), "kills/s")
+	b.ReportMetric(float64(counter.requests.Load()-requestsBefore)/n, "rest-req/kill")
+	b.ReportMetric(float64(w.Status().Syncs-syncsBefore)/n, "snapshots/kill")
+}

@@ -1,11 +1,14 @@
 // Package watcher keeps an immutable catalog snapshot in step with Marathon.
 //
 // A Watcher talks to Marathon only through go-marathon v0.7.1: REST for the
-// state, the SSE event stream for hints. Events are never applied as facts;
-// they only mark app ids dirty, and dirty apps are refetched from REST, which
-// is the truth. A storm of events is coalesced into a bounded number of
-// requests and one snapshot per batch, and turns into one full resync when
-// too many apps are dirty. A full resync (GET /v2/apps?embed=apps.tasks)
+// state, the SSE event stream for hints. Events mark app ids dirty, and dirty
+// apps are refetched from REST, which is the truth. The one exception is a
+// task's status update for an app already known at the same version and
+// without health checks: the task is added or removed from the event alone
+// (a tombstone set keeps a reordered late TASK_RUNNING from bringing back a
+// dead task), which spares a REST request per task change. A storm of events
+// is coalesced into a bounded number of requests and one snapshot per batch,
+// and turns into one full resync when too many apps are dirty. A full resync (GET /v2/apps?embed=apps.tasks)
 // happens at start-up after the event stream is attached, on every stream
 // (re)connection, on a period, on demand, and after REST errors once
 // Marathon answers again. When Marathon is unreachable the last snapshot is

@@ -34,12 +34,10 @@ const maxTrackedPlans = 1024
 
 // eventMapper turns an event into the app ids it may have changed. Events are
 // hints only: the apps they name are refetched from REST, so their content
-// (labels, task states) is never trusted and their order does not matter.
-//
-// That is why there is no tombstone set for terminal task ids: go-marathon
-// delivers events out of order (one goroutine per event), but a late
-// TASK_RUNNING only causes one more GET of the app, and REST, not the event,
-// says whether the task still runs.
+// (labels) is never trusted and their order does not matter. The exception
+// is a status update that parses cleanly: drain hands it to the sync loop as
+// a taskUpdate (see tasks.go), which applies it to a known app, with a
+// tombstone set against go-marathon's reordering, or else refetches the app.
 type eventMapper struct {
 	plans map[string][]string // deployment plan id -> app ids its steps touch
 }
@@ -188,10 +186,14 @@ func parseAppID(raw string) (string, bool) {
 // dirtySet is the bounded hand-off between the event reader and the sync
 // loop. A set cannot overflow: a storm on one app is one entry, and beyond
 // limit entries (far more than any batch) the set collapses into "full
-// resync", which covers them all.
+// resync", which covers them all. Task updates are kept by task id (the
+// latest wins, except that a task's state never moves back: go-marathon
+// reorders, so a late STAGING must not undo a RUNNING); beyond
+// maxTaskUpdates of them, a new task only marks its app dirty.
 type dirtySet struct {
 	mu    sync.Mutex
 	apps  map[string]struct{}
+	tasks map[string]taskUpdate // task id -> latest update
 	full  bool
 	since time.Time // first mark since the last take that emptied the set
 	limit int
@@ -199,7 +201,52 @@ type dirtySet struct {
 }
 
 func newDirtySet(limit int) *dirtySet {
-	return &dirtySet{apps: make(map[string]struct{}), limit: limit, kick: make(chan struct{}, 1)}
+	return &dirtySet{apps: make(map[string]struct{}), tasks: make(map[string]taskUpdate), limit: limit, kick: make(chan struct{}, 1)}
+}
+
+// update records a task update for the sync loop and wakes it.
+func (d *dirtySet) update(u taskUpdate) {
+	d.mu.Lock()
+	prev, queued := d.tasks[u.task]
+	switch {
+	case d.full && u.change != taskDown:
+		// The full resync covers it; only a task's end is kept, for the
+		// tombstones.
+		d.mu.Unlock()
+		return
+	case queued && prev.change > u.change:
+		// Reordered: the task already runs (or ended); a task's state
+		// only moves forward.
+		d.mu.Unlock()
+		return
+	case queued || len(d.tasks) < maxTaskUpdates:
+		d.tasks[u.task] = u
+	default:
+		d.mu.Unlock()
+		d.mark([]string{u.app}, false)
+		return
+	}
+	if d.since.IsZero() {
+		d.since = time.Now()
+	}
+	d.mu.Unlock()
+	d.wake()
+}
+
+// takeTasks returns and clears the pending task updates. The caller takes
+// the dirty apps (take) right after, which ends the batch.
+func (d *dirtySet) takeTasks() []taskUpdate {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.tasks) == 0 {
+		return nil
+	}
+	updates := make([]taskUpdate, 0, len(d.tasks))
+	for _, u := range d.tasks {
+		updates = append(updates, u)
+	}
+	clear(d.tasks)
+	return updates
 }
 
 // mark records apps (or a full resync) as needing a sync and wakes the loop.
@@ -244,8 +291,8 @@ func (d *dirtySet) take(max int) (apps []string, full bool) {
 	defer d.mu.Unlock()
 	if d.full {
 		d.full = false
-		d.since = time.Time{}
 		clear(d.apps)
+		d.settle()
 		return nil, true
 	}
 	apps = make([]string, 0, min(len(d.apps), max))
@@ -256,12 +303,18 @@ func (d *dirtySet) take(max int) (apps []string, full bool) {
 		apps = append(apps, id)
 		delete(d.apps, id)
 	}
-	if len(d.apps) == 0 {
+	d.settle()
+	return apps, false
+}
+
+// settle ends the batch when nothing is left, or else asks for the next
+// one. The caller holds d.mu.
+func (d *dirtySet) settle() {
+	if len(d.apps) == 0 && len(d.tasks) == 0 && !d.full {
 		d.since = time.Time{}
 	} else {
 		d.wake()
 	}
-	return apps, false
 }
 
 // batchDue returns when the pending batch should be synced: window after
@@ -278,6 +331,10 @@ func drain(ctx context.Context, events marathon.EventsChannel, mapper *eventMapp
 	for ev := range events {
 		if ctx.Err() != nil {
 			continue // keep reading so go-marathon's senders finish
+		}
+		if u, ok := parseTaskUpdate(ev); ok {
+			pending.update(u)
+			continue
 		}
 		pending.mark(mapper.dirty(ev))
 	}

@@ -13,7 +13,7 @@ type Status struct {
 	LastError  error     // last failed sync, nil after a success
 	Connected  bool      // event stream up and the last REST call succeeded (file: last load good)
 	Reconnects uint64    // event stream reconnections after the first connection
-	Syncs      uint64    // successful syncs
+	Syncs      uint64    // successful syncs, task updates applied from events included
 	Failures   uint64    // failed syncs (and failed stream subscriptions)
 	Apps       int       // apps in the current snapshot
 	Tasks      int       // running tasks in the current snapshot
@@ -41,6 +41,13 @@ func (b *statusBook) success(now time.Time) (recovered bool) {
 	b.lastErr = nil
 	b.syncs++
 	return recovered
+}
+
+// applied counts a snapshot published from events alone (no REST).
+func (b *statusBook) applied() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.syncs++
 }
 
 func (b *statusBook) failure(err error) {

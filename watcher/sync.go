@@ -24,13 +24,25 @@ func (w *Watcher) step(ctx context.Context, s *session) error {
 			subErr = fmt.Errorf("subscribe to events: %w", err)
 		}
 	}
+	updates := w.pending.takeTasks()
 	apps, full := w.pending.take(w.cfg.MaxPartial)
 	var err error
-	switch {
-	case full || !w.Ready() || w.partialTooBig(len(apps)):
+	if full || !w.Ready() {
+		w.known.bury(updates) // the list covers the rest
 		err = w.fullSync(s)
-	case len(apps) > 0:
-		err = w.partialSync(s, apps)
+	} else {
+		refetch, changed := w.known.plan(apps, updates)
+		if len(refetch) > w.cfg.MaxPartial {
+			// Apps of task updates past the batch size wait for the next.
+			w.pending.mark(refetch[w.cfg.MaxPartial:], false)
+			refetch = refetch[:w.cfg.MaxPartial]
+		}
+		switch {
+		case w.partialTooBig(len(refetch)):
+			err = w.fullSync(s)
+		case len(refetch) > 0 || len(changed) > 0:
+			err = w.partialSync(s, refetch, changed)
+		}
 	}
 	if err != nil {
 		return err
@@ -76,22 +88,36 @@ func (w *Watcher) fullSync(s *session) error {
 	}
 	snapshot := catalog.Build(w.cfg.Policy, list.Apps)
 	w.publish(snapshot)
+	w.known.reset(list.Apps)
 	w.synced("full", len(list.Apps), start)
 	return nil
 }
 
 // partialSync refetches the dirty apps (a 404 means the app is gone) and
-// publishes one snapshot for the batch. On any other error nothing is
-// published; the caller falls back to a full resync.
-func (w *Watcher) partialSync(s *session, ids []string) error {
+// publishes one snapshot for the batch, with the apps changed by task
+// updates (none of which is refetched). On any error nothing is published;
+// the caller falls back to a full resync.
+func (w *Watcher) partialSync(s *session, ids []string, changed []marathon.Application) error {
 	start := time.Now()
 	current := w.snapshot.Load()
-	upserts, removes, err := fetchApps(s.client, ids)
-	if err != nil {
-		return fmt.Errorf("partial sync of %d apps: %w", len(ids), err)
+	var upserts []marathon.Application
+	var removes []string
+	if len(ids) > 0 {
+		var err error
+		upserts, removes, err = fetchApps(s.client, ids)
+		if err != nil {
+			return fmt.Errorf("partial sync of %d apps: %w", len(ids), err)
+		}
 	}
+	upserts = append(upserts, changed...)
 	w.publish(current.Apply(upserts, removes))
-	w.synced("partial", len(ids), start)
+	w.known.commit(upserts, removes)
+	if len(ids) == 0 {
+		w.status.applied()
+		w.log.Debug("marathon task updates applied", "apps", len(changed), "took", time.Since(start))
+		return nil
+	}
+	w.synced("partial", len(ids)+len(changed), start)
 	return nil
 }
 

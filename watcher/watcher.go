@@ -65,6 +65,7 @@ type Watcher struct {
 	url     string // go-marathon's comma-joined member list
 	log     *slog.Logger
 	pending *dirtySet
+	known   *knownApps // owned by the sync loop (step); never read elsewhere
 	status  statusBook
 	started atomic.Bool
 
@@ -117,6 +118,7 @@ func New(cfg Config) (*Watcher, error) {
 		url:     strings.Join(endpoints, ","),
 		log:     cfg.Logger,
 		pending: newDirtySet(maxDirty),
+		known:   newKnownApps(),
 		changed: make(chan struct{}),
 	}, nil
 }

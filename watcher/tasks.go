@@ -1,0 +1,277 @@
+package watcher
+
+import (
+	"net/netip"
+	"slices"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+// Task updates applied from status_update_event content (MARATHON.md §3).
+// A task change of an app the watcher already knows, at the version it
+// knows, is applied to the known app without a REST round trip. Everything
+// else (an unknown app, another version, an app with health checks, an event
+// that does not parse) falls back to a refetch of the app, as for every other
+// event. Full resyncs stay the truth and replace the known apps.
+
+// maxTaskIDLen bounds task ids taken from events; Marathon's are far shorter.
+const maxTaskIDLen = 512
+
+// maxTaskUpdates bounds the task updates waiting for the sync loop; past it,
+// further tasks only mark their app dirty (a refetch covers them).
+const maxTaskUpdates = 1 << 14
+
+// maxTombstones bounds the remembered dead task ids; the oldest are
+// forgotten first. A forgotten id costs at most one stale task until the
+// next sync of its app.
+const maxTombstones = 1 << 16
+
+// taskChange is what a status update does to a task. The order is the
+// order of a task's life, which only moves forward.
+type taskChange uint8
+
+const (
+	taskInactive taskChange = iota // staging or starting: not live yet, nothing to do
+	taskUp                         // running: upsert the task
+	taskDown                       // terminal, killing or unreachable: remove it for good
+)
+
+// changeOf maps the task states that may be applied from an event.
+// Unlisted states (TASK_UNKNOWN, anything new) fall back to a refetch.
+func changeOf(state string) (taskChange, bool) {
+	switch state {
+	case "TASK_STAGING", "TASK_STARTING":
+		return taskInactive, true
+	case "TASK_RUNNING":
+		return taskUp, true
+	case "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_ERROR",
+		"TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNREACHABLE":
+		return taskDown, true
+	}
+	return taskInactive, false
+}
+
+// taskUpdate is a status_update_event parsed at the edge: every field has
+// been checked, and it is never modified once made.
+type taskUpdate struct {
+	app     string // absolute app id (parseAppID)
+	task    string
+	state   string
+	change  taskChange
+	version string
+	host    string
+	ips     []*marathon.IPAddress
+	ports   []int
+}
+
+// parseTaskUpdate returns the task update an event carries, and false when
+// it is not a status update or does not parse cleanly (the event then goes
+// through eventMapper.dirty, which refetches the app).
+func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
+	if ev == nil {
+		return taskUpdate{}, false
+	}
+	e, ok := ev.Event.(*marathon.EventStatusUpdate)
+	if !ok || e == nil {
+		return taskUpdate{}, false
+	}
+	app, ok := parseAppID(e.AppID)
+	if !ok || e.TaskID == "" || len(e.TaskID) > maxTaskIDLen || e.Version == "" {
+		return taskUpdate{}, false
+	}
+	change, ok := changeOf(e.TaskStatus)
+	if !ok {
+		return taskUpdate{}, false
+	}
+	u := taskUpdate{app: app, task: e.TaskID, state: e.TaskStatus, change: change, version: e.Version}
+	if change != taskUp {
+		return u, true
+	}
+	if e.Host == "" {
+		return taskUpdate{}, false
+	}
+	for _, ip := range e.IPAddresses {
+		if ip == nil {
+			return taskUpdate{}, false
+		}
+		if _, err := netip.ParseAddr(ip.IPAddress); err != nil {
+			return taskUpdate{}, false
+		}
+	}
+	for _, p := range e.Ports {
+		if p < 0 || p > 65535 {
+			return taskUpdate{}, false
+		}
+	}
+	u.host = e.Host
+	u.ips = slices.Clone(e.IPAddresses)
+	u.ports = slices.Clone(e.Ports)
+	return u, true
+}
+
+// tombstones is a bounded set of dead task ids, forgotten oldest first.
+// Task ids are never reused, and go-marathon delivers events out of order,
+// so a RUNNING that arrives after its task's end must not bring it back.
+type tombstones struct {
+	ids   map[string]struct{}
+	order []string // ring of ids in insertion order
+	next  int      // ring slot to overwrite when full
+	limit int
+}
+
+func newTombstones(limit int) *tombstones {
+	return &tombstones{ids: make(map[string]struct{}), limit: limit}
+}
+
+func (t *tombstones) add(id string) {
+	if _, dead := t.ids[id]; dead {
+		return
+	}
+	if len(t.order) < t.limit {
+		t.order = append(t.order, id)
+	} else {
+		delete(t.ids, t.order[t.next])
+		t.order[t.next] = id
+		t.next = (t.next + 1) % t.limit
+	}
+	t.ids[id] = struct{}{}
+}
+
+func (t *tombstones) has(id string) bool {
+	_, dead := t.ids[id]
+	return dead
+}
+
+// knownApps is the last known definition of every app, from REST syncs and
+// the task updates applied since. It belongs to the sync loop alone; readers
+// only ever see the immutable snapshots built from it. Applications in it
+// are never modified: a change copies the app and its task list.
+type knownApps struct {
+	apps map[string]marathon.Application
+	dead *tombstones
+}
+
+func newKnownApps() *knownApps {
+	return &knownApps{apps: make(map[string]marathon.Application), dead: newTombstones(maxTombstones)}
+}
+
+// reset replaces every known app with a full list.
+func (k *knownApps) reset(list []marathon.Application) {
+	k.apps = make(map[string]marathon.Application, len(list))
+	for _, a := range list {
+		k.apps[a.ID] = a
+	}
+}
+
+// commit records the result of a published batch.
+func (k *knownApps) commit(upserts []marathon.Application, removes []string) {
+	for _, a := range upserts {
+		k.apps[a.ID] = a
+	}
+	for _, id := range removes {
+		delete(k.apps, id)
+	}
+}
+
+// bury remembers the dead tasks of updates that are otherwise dropped (a
+// full resync covers them).
+func (k *knownApps) bury(updates []taskUpdate) {
+	for _, u := range updates {
+		if u.change == taskDown {
+			k.dead.add(u.task)
+		}
+	}
+}
+
+// plan sorts a batch: dirty apps and the apps of updates that cannot be
+// applied are refetched; the other updates give the changed apps to
+// publish as they are. Updates of refetched apps are dropped, since the
+// refetch is newer than they are, but every dead task is remembered. Nothing
+// known changes until commit.
+func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string, changed []marathon.Application) {
+	refetch = dirty
+	refetching := make(map[string]bool, len(dirty))
+	for _, id := range dirty {
+		refetching[id] = true
+	}
+	k.bury(updates)
+	for _, u := range updates {
+		if refetching[u.app] {
+			continue
+		}
+		if app, ok := k.apps[u.app]; !ok || !applicable(app, u) {
+			refetching[u.app] = true
+			refetch = append(refetch, u.app)
+		}
+	}
+	edited := make(map[string]int) // app id -> index in changed
+	for _, u := range updates {
+		if refetching[u.app] || u.change == taskInactive {
+			continue
+		}
+		i, ok := edited[u.app]
+		app := k.apps[u.app]
+		if ok {
+			app = changed[i]
+		}
+		tasks, did := k.applyTask(app.Tasks, u, !ok)
+		switch {
+		case !did:
+		case ok:
+			changed[i].Tasks = tasks
+		default:
+			app.Tasks = tasks
+			edited[u.app] = len(changed)
+			changed = append(changed, app)
+		}
+	}
+	return refetch, changed
+}
+
+// applicable reports whether u can be applied to the known app without a
+// refetch: the task runs the app's known configuration (its version is the
+// app's version or its last configuration change, so the labels are the
+// known ones), and, for a new running task, the app has no health checks
+// (such a task is not live until its health results come, and health events
+// refetch the app). Removing a dead task is always right.
+func applicable(app marathon.Application, u taskUpdate) bool {
+	known := u.version == app.Version ||
+		app.VersionInfo != nil && app.VersionInfo.LastConfigChangeAt != "" && u.version == app.VersionInfo.LastConfigChangeAt
+	if !known {
+		return false
+	}
+	return u.change != taskUp || app.HealthChecks == nil || len(*app.HealthChecks) == 0
+}
+
+// applyTask returns tasks with u applied, and whether that changed them. It
+// copies the slice when fresh (the first change of this app in the batch),
+// since the known app's slice is shared with published snapshots.
+func (k *knownApps) applyTask(tasks []*marathon.Task, u taskUpdate, fresh bool) ([]*marathon.Task, bool) {
+	i := slices.IndexFunc(tasks, func(t *marathon.Task) bool { return t != nil && t.ID == u.task })
+	switch {
+	case u.change == taskDown:
+		if i < 0 {
+			return tasks, false
+		}
+		if fresh {
+			tasks = slices.Clone(tasks)
+		}
+		return slices.Delete(tasks, i, i+1), true
+	case k.dead.has(u.task):
+		return tasks, false
+	}
+	task := marathon.Task{ID: u.task, AppID: u.app}
+	if i >= 0 {
+		task = *tasks[i]
+	}
+	task.Host, task.IPAddresses, task.Ports, task.State, task.Version = u.host, u.ips, u.ports, u.state, u.version
+	if fresh {
+		tasks = slices.Clone(tasks)
+	}
+	if i >= 0 {
+		tasks[i] = &task
+	} else {
+		tasks = append(tasks, &task)
+	}
+	return tasks, true
+}

@@ -1,0 +1,346 @@
+package watcher
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	marathon "github.com/gambol99/go-marathon"
+)
+
+const (
+	v1 = "2024-01-01T00:00:00.000Z"
+	v2 = "2024-02-01T00:00:00.000Z"
+)
+
+// statusEvent is a status_update_event body for task of app.
+func statusEvent(app, task, state, version, ip string) string {
+	return fmt.Sprintf(`{"eventType":"status_update_event","appId":%q,"taskId":%q,"taskStatus":%q,"version":%q,`+
+		`"host":"agent1","ports":[31000],"ipAddresses":[{"ipAddress":%q,"protocol":"IPv4"}]}`, app, task, state, version, ip)
+}
+
+// knownApp is an app at version v1 with one running task web.1 (10.0.0.1).
+func knownApp(id string, health bool) marathon.Application {
+	a := marathon.Application{ID: id, Version: v1, Tasks: []*marathon.Task{{
+		ID: strings.TrimPrefix(id, "/") + ".1", AppID: id, Host: "agent1", State: "TASK_RUNNING", Version: v1,
+		IPAddresses: []*marathon.IPAddress{{IPAddress: "10.0.0.1", Protocol: "IPv4"}},
+	}}}
+	if health {
+		a.HealthChecks = &[]marathon.HealthCheck{{Protocol: "HTTP"}}
+	}
+	return a
+}
+
+// taskIPs lists "task=ip" for every task of an app, sorted.
+func taskIPs(a marathon.Application) []string {
+	var out []string
+	for _, t := range a.Tasks {
+		ip := ""
+		if len(t.IPAddresses) > 0 {
+			ip = t.IPAddresses[0].IPAddress
+		}
+		out = append(out, t.ID+"="+ip+"/"+t.State)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestParseTaskUpdate(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		ok     bool
+		change taskChange
+	}{
+		{name: "running", body: statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"), ok: true, change: taskUp},
+		{name: "relative app id", body: statusEvent("web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"), ok: true, change: taskUp},
+		{name: "killed", body: statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1"), ok: true, change: taskDown},
+		{name: "killing", body: statusEvent("/web", "web.1", "TASK_KILLING", v1, "10.0.0.1"), ok: true, change: taskDown},
+		{name: "unreachable", body: statusEvent("/web", "web.1", "TASK_UNREACHABLE", v1, "10.0.0.1"), ok: true, change: taskDown},
+		{name: "gone by operator", body: statusEvent("/web", "web.1", "TASK_GONE_BY_OPERATOR", v1, "10.0.0.1"), ok: true, change: taskDown},
+		{name: "staging", body: statusEvent("/web", "web.2", "TASK_STAGING", v1, ""), ok: true, change: taskInactive},
+		{name: "unknown state", body: statusEvent("/web", "web.2", "TASK_UNKNOWN", v1, "10.0.0.2")},
+		{name: "bad ip", body: statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0")},
+		{name: "no task id", body: statusEvent("/web", "", "TASK_RUNNING", v1, "10.0.0.2")},
+		{name: "no version", body: statusEvent("/web", "web.2", "TASK_RUNNING", "", "10.0.0.2")},
+		{name: "bad app id", body: statusEvent("/web?x", "web.2", "TASK_RUNNING", v1, "10.0.0.2")},
+		{name: "running without host", body: `{"eventType":"status_update_event","appId":"/web","taskId":"web.2","taskStatus":"TASK_RUNNING","version":"` + v1 + `"}`},
+		{name: "bad port", body: `{"eventType":"status_update_event","appId":"/web","taskId":"web.2","taskStatus":"TASK_RUNNING","version":"` + v1 + `","host":"h","ports":[70000]}`},
+		{name: "not a status update", body: `{"eventType":"app_terminated_event","appId":"/web"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, ok := parseTaskUpdate(event(t, tt.body))
+			if ok != tt.ok || ok && u.change != tt.change {
+				t.Fatalf("parse = %+v, %v; want ok=%v change=%v", u, ok, tt.ok, tt.change)
+			}
+			if ok && u.app != "/web" {
+				t.Errorf("app %q, want /web", u.app)
+			}
+		})
+	}
+}
+
+func TestKnownAppsPlan(t *testing.T) {
+	configChanged := knownApp("/web", false)
+	configChanged.Version = v2 // a scale: new version, same configuration
+	configChanged.VersionInfo = &marathon.VersionInfo{LastConfigChangeAt: v1}
+	tests := []struct {
+		name        string
+		known       []marathon.Application
+		dirty       []string
+		batches     [][]string // event bodies, one batch each, committed in turn
+		wantRefetch []string   // of the last batch
+		wantTasks   []string   // tasks of /web after every batch; nil = /web not changed by the last batch
+	}{
+		{
+			name:      "running task is added",
+			known:     []marathon.Application{knownApp("/web", false)},
+			batches:   [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
+			wantTasks: []string{"web.1=10.0.0.1/TASK_RUNNING", "web.2=10.0.0.2/TASK_RUNNING"},
+		},
+		{
+			name:      "running task is updated in place",
+			known:     []marathon.Application{knownApp("/web", false)},
+			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_RUNNING", v1, "10.0.0.9")}},
+			wantTasks: []string{"web.1=10.0.0.9/TASK_RUNNING"},
+		},
+		{
+			name:      "killed task is removed",
+			known:     []marathon.Application{knownApp("/web", false)},
+			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1")}},
+			wantTasks: []string{},
+		},
+		{
+			name:  "tombstone beats a late running",
+			known: []marathon.Application{knownApp("/web", false)},
+			batches: [][]string{
+				{statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1")},
+				{statusEvent("/web", "web.1", "TASK_RUNNING", v1, "10.0.0.1")},
+			},
+		},
+		{
+			name:  "tombstone kept while the app is refetched",
+			known: []marathon.Application{knownApp("/web", false)},
+			batches: [][]string{
+				{statusEvent("/web", "web.2", "TASK_KILLED", v2, "10.0.0.2")}, // refetched: another version
+				{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")},
+			},
+		},
+		{
+			name:      "task of the last configuration change",
+			known:     []marathon.Application{configChanged},
+			batches:   [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
+			wantTasks: []string{"web.1=10.0.0.1/TASK_RUNNING", "web.2=10.0.0.2/TASK_RUNNING"},
+		},
+		{
+			name:        "staging does nothing",
+			known:       []marathon.Application{knownApp("/web", false)},
+			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_STAGING", v1, "")}},
+			wantRefetch: nil,
+		},
+		{
+			name:        "version mismatch refetches",
+			known:       []marathon.Application{knownApp("/web", false)},
+			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v2, "10.0.0.2")}},
+			wantRefetch: []string{"/web"},
+		},
+		{
+			name:        "unknown app refetches",
+			known:       []marathon.Application{knownApp("/other", false)},
+			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
+			wantRefetch: []string{"/web"},
+		},
+		{
+			name:        "running task of an app with health checks refetches",
+			known:       []marathon.Application{knownApp("/web", true)},
+			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
+			wantRefetch: []string{"/web"},
+		},
+		{
+			name:      "dead task of an app with health checks is removed",
+			known:     []marathon.Application{knownApp("/web", true)},
+			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_FAILED", v1, "10.0.0.1")}},
+			wantTasks: []string{},
+		},
+		{
+			name:  "one refetch of a dirty app covers its updates",
+			known: []marathon.Application{knownApp("/web", false)},
+			dirty: []string{"/web"},
+			batches: [][]string{{
+				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
+				statusEvent("/web", "web.3", "TASK_RUNNING", v2, "10.0.0.3"),
+			}},
+			wantRefetch: []string{"/web"},
+		},
+		{
+			name:  "one refetch when any update needs it",
+			known: []marathon.Application{knownApp("/web", false)},
+			batches: [][]string{{
+				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
+				statusEvent("/web", "web.3", "TASK_RUNNING", v2, "10.0.0.3"),
+			}},
+			wantRefetch: []string{"/web"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newKnownApps()
+			k.reset(tt.known)
+			original := taskIPs(tt.known[0])
+			var refetch []string
+			var changed []marathon.Application
+			for i, batch := range tt.batches {
+				var updates []taskUpdate
+				for _, body := range batch {
+					u, ok := parseTaskUpdate(event(t, body))
+					if !ok {
+						t.Fatalf("event does not parse: %s", body)
+					}
+					updates = append(updates, u)
+				}
+				var dirty []string
+				if i == len(tt.batches)-1 {
+					dirty = tt.dirty
+				}
+				refetch, changed = k.plan(dirty, updates)
+				k.commit(changed, nil)
+			}
+			slices.Sort(refetch)
+			if !slices.Equal(refetch, tt.wantRefetch) {
+				t.Errorf("refetch %q, want %q", refetch, tt.wantRefetch)
+			}
+			if tt.wantTasks == nil {
+				if len(changed) != 0 {
+					t.Errorf("changed %d apps, want none", len(changed))
+				}
+			} else if len(changed) != 1 || changed[0].ID != "/web" {
+				t.Errorf("changed %d apps, want /web", len(changed))
+			} else if got := taskIPs(k.apps["/web"]); !slices.Equal(got, tt.wantTasks) && !(len(got) == 0 && len(tt.wantTasks) == 0) {
+				t.Errorf("tasks %q, want %q", got, tt.wantTasks)
+			}
+			if got := taskIPs(tt.known[0]); !slices.Equal(got, original) {
+				t.Errorf("the original app changed: %q, was %q", got, original)
+			}
+		})
+	}
+}
+
+func TestTombstonesAreBounded(t *testing.T) {
+	d := newTombstones(4)
+	for i := range 10 {
+		d.add(itoa(i))
+		d.add(itoa(i)) // twice: no second slot
+		if len(d.ids) > 4 || len(d.order) > 4 {
+			t.Fatalf("%d ids, %d slots", len(d.ids), len(d.order))
+		}
+	}
+	for i := range 10 {
+		if d.has(itoa(i)) != (i >= 6) {
+			t.Errorf("has(%d) = %v", i, d.has(itoa(i)))
+		}
+	}
+}
+
+func TestDirtySetTaskUpdates(t *testing.T) {
+	running := taskUpdate{app: "/web", task: "web.1", change: taskUp}
+	killed := taskUpdate{app: "/web", task: "web.1", change: taskDown}
+	staging := taskUpdate{app: "/web", task: "web.1", change: taskInactive}
+	tests := []struct {
+		name      string
+		updates   []taskUpdate
+		full      bool // a full resync is pending first
+		wantTasks []taskChange
+	}{
+		{name: "latest wins", updates: []taskUpdate{running, running}, wantTasks: []taskChange{taskUp}},
+		{name: "end wins over a late running", updates: []taskUpdate{killed, running}, wantTasks: []taskChange{taskDown}},
+		{name: "end replaces running", updates: []taskUpdate{running, killed}, wantTasks: []taskChange{taskDown}},
+		{name: "running wins over a late staging", updates: []taskUpdate{running, staging}, wantTasks: []taskChange{taskUp}},
+		{name: "running replaces staging", updates: []taskUpdate{staging, running}, wantTasks: []taskChange{taskUp}},
+		{name: "full resync keeps only ends", full: true, updates: []taskUpdate{running, {app: "/web", task: "web.2", change: taskDown}}, wantTasks: []taskChange{taskDown}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDirtySet(16)
+			if tt.full {
+				d.mark(nil, true)
+			}
+			for _, u := range tt.updates {
+				d.update(u)
+			}
+			var got []taskChange
+			for _, u := range d.takeTasks() {
+				got = append(got, u.change)
+			}
+			if !slices.Equal(got, tt.wantTasks) {
+				t.Errorf("tasks %v, want %v", got, tt.wantTasks)
+			}
+			d.take(16)
+			if !d.since.IsZero() {
+				t.Error("empty set keeps a batch start time")
+			}
+		})
+	}
+
+	t.Run("past the cap the app is marked dirty", func(t *testing.T) {
+		d := newDirtySet(16)
+		for i := range maxTaskUpdates + 1 {
+			d.update(taskUpdate{app: "/web", task: "web." + itoa(i), change: taskUp})
+		}
+		if n := len(d.takeTasks()); n != maxTaskUpdates {
+			t.Errorf("%d task updates, want %d", n, maxTaskUpdates)
+		}
+		if apps, full := d.take(16); !slices.Equal(apps, []string{"/web"}) || full {
+			t.Errorf("take = %q, %v; want /web", apps, full)
+		}
+	})
+}
+
+// appGets counts the watcher's GET /v2/apps/{id}.
+type appGets struct {
+	next http.Handler
+	n    atomic.Int64
+}
+
+func (h *appGets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v2/apps/") && r.Header.Get("X-Oak-Driver") == "" {
+		h.n.Add(1)
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// TestWatcherAppliesTaskKillWithoutRefetch: a killed task of a known app
+// without health checks leaves the snapshot through its status update
+// alone, with no GET of the app.
+func TestWatcherAppliesTaskKillWithoutRefetch(t *testing.T) {
+	opts := fastSim()
+	opts.Apps = appsJSON(3, 2)
+	s := startSim(t, opts)
+	gets := &appGets{next: s.sim}
+	srv := httptest.NewServer(gets)
+	t.Cleanup(srv.Close)
+	d := newDriver(t, srv.URL)
+	w := newWatcher(t, []string{srv.URL}, nil)
+	runWatcher(t, w)
+	waitFor(t, "initial sync", w.Ready)
+	waitFor(t, "stream connected", func() bool { return w.Status().Connected })
+
+	victim := d.app("/app1").Tasks[0]
+	before := gets.n.Load()
+	if err := s.sim.KillTask(victim.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	victimIP := victim.IPAddresses[0].IPAddress
+	waitFor(t, "killed task dropped", func() bool {
+		addrs := served(w.Snapshot(), "app1.example.com")
+		return len(addrs) == 1 && !slices.Contains(addrs, victimIP)
+	})
+	if n := gets.n.Load() - before; n != 0 {
+		t.Errorf("%d GETs of an app for a task kill, want 0", n)
+	}
+	waitConverged(t, w, d, testPolicy(t))
+}
