@@ -27,6 +27,28 @@ const eventFilter = marathon.EventIDAPIRequest |
 	marathon.EventIDDeploymentFailed |
 	marathon.EventIDAppTerminated
 
+// streamEventTypes are eventFilter's events by Marathon's names. They are
+// asked for with ?event_type= on /v2/events, which go-marathon v0.7.1 never
+// sends: Marathon then leaves out the others (instance_changed_event and
+// the like, one for every status update in 1.4), which go-marathon would
+// decode only to drop. A Marathon that ignores the parameter sends
+// everything, and go-marathon's bitmask still filters.
+var streamEventTypes = []string{
+	"api_post_event",
+	"status_update_event",
+	"event_stream_attached",
+	"add_health_check_event",
+	"remove_health_check_event",
+	"failed_health_check_event",
+	"health_status_changed_event",
+	"deployment_info",
+	"deployment_step_success",
+	"deployment_step_failure",
+	"deployment_success",
+	"deployment_failed",
+	"app_terminated_event",
+}
+
 // maxTrackedPlans bounds the deployment plan -> apps memory. Plans are
 // forgotten on deployment_success/failed; the bound only matters when those
 // events are lost, and forgetting a plan costs one full resync at worst.

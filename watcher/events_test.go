@@ -193,3 +193,34 @@ func stepFor(app string) *marathon.StepActions {
 	}{Action: "ScaleApplication", App: app})
 	return s
 }
+
+// TestStreamEventTypes: the events asked of Marathon by name are exactly the
+// ones go-marathon's listener bitmask lets through.
+func TestStreamEventTypes(t *testing.T) {
+	ids := map[string]int{
+		"api_post_event":              marathon.EventIDAPIRequest,
+		"status_update_event":         marathon.EventIDStatusUpdate,
+		"event_stream_attached":       marathon.EventIDStreamAttached,
+		"add_health_check_event":      marathon.EventIDAddHealthCheck,
+		"remove_health_check_event":   marathon.EventIDRemoveHealthCheck,
+		"failed_health_check_event":   marathon.EventIDFailedHealthCheck,
+		"health_status_changed_event": marathon.EventIDChangedHealthCheck,
+		"deployment_info":             marathon.EventIDDeploymentInfo,
+		"deployment_step_success":     marathon.EventIDDeploymentStepSuccess,
+		"deployment_step_failure":     marathon.EventIDDeploymentStepFailed,
+		"deployment_success":          marathon.EventIDDeploymentSuccess,
+		"deployment_failed":           marathon.EventIDDeploymentFailed,
+		"app_terminated_event":        marathon.EventIDAppTerminated,
+	}
+	mask := 0
+	for _, name := range streamEventTypes {
+		id, ok := ids[name]
+		if !ok {
+			t.Errorf("unknown event type %q", name)
+		}
+		mask |= id
+	}
+	if mask != eventFilter {
+		t.Errorf("event types give mask %b, eventFilter is %b", mask, eventFilter)
+	}
+}

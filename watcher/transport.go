@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,9 @@ type streamHooks struct {
 //   - the event stream's connects and disconnects become visible;
 //   - with a DC/OS token, the event stream gets the "/marathon" prefix
 //     that go-marathon adds to REST paths but forgets on /v2/events
-//     (§1.5 item 6).
+//     (§1.5 item 6);
+//   - the event stream asks Marathon for the events the watcher uses only
+//     (?event_type=, see streamEventTypes).
 type transport struct {
 	base    *http.Transport
 	life    context.Context // done when the watcher stops
@@ -105,10 +108,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	out := req.WithContext(ctx)
-	if stream && t.dcos && !strings.HasSuffix(req.URL.Path, "/marathon/v2/events") {
+	if stream {
 		u := *req.URL
-		u.Path = strings.TrimSuffix(u.Path, "/v2/events") + "/marathon/v2/events"
-		u.RawPath = ""
+		if t.dcos && !strings.HasSuffix(u.Path, "/marathon/v2/events") {
+			u.Path = strings.TrimSuffix(u.Path, "/v2/events") + "/marathon/v2/events"
+			u.RawPath = ""
+		}
+		u.RawQuery = url.Values{"event_type": streamEventTypes}.Encode()
 		out.URL = &u
 	}
 	resp, err := t.base.RoundTrip(out)

@@ -567,9 +567,11 @@ func TestWatcherDCOSToken(t *testing.T) {
 	opts.Token = "tok"
 	sim := marathonsim.New(opts)
 	var prefixedStream atomic.Bool
+	var streamTypes atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/marathon/v2/events" {
 			prefixedStream.Store(true)
+			streamTypes.Store(r.URL.Query()["event_type"])
 		}
 		sim.ServeHTTP(rw, r)
 	}))
@@ -584,6 +586,10 @@ func TestWatcherDCOSToken(t *testing.T) {
 	waitFor(t, "stream connected", func() bool { return w.Status().Connected })
 	if !prefixedStream.Load() {
 		t.Error("event stream not requested under /marathon")
+	}
+	// Marathon filters the stream on the server side.
+	if got, _ := streamTypes.Load().([]string); !slices.Equal(got, streamEventTypes) {
+		t.Errorf("event stream asked for event_type=%q, want %q", got, streamEventTypes)
 	}
 }
 
