@@ -42,26 +42,33 @@ type pendingChange struct {
 // reported: the simulator, not the watcher, may be the limit). A change
 // overtaken by a later change of the same app counts as shown when the
 // later one is.
+// benchWatcher serves a simulator with opts, counting the watcher's
+// requests, and runs a synced watcher (no periodic resync) against it until
+// the benchmark ends. The driver plays the operator.
+func benchWatcher(b *testing.B, opts marathonsim.Options) (*marathonsim.Server, *driver, *Watcher, *countingHandler) {
+	b.Helper()
+	sim := marathonsim.New(opts)
+	counter := &countingHandler{next: sim}
+	srv := httptest.NewServer(counter)
+	b.Cleanup(func() {
+		sim.Close()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	d := newDriver(b, srv.URL)
+	w := newWatcher(b, []string{srv.URL}, func(c *Config) { c.Resync = 0 })
+	runWatcher(b, w)
+	waitFor(b, "initial sync", w.Ready)
+	waitFor(b, "stream connected", func() bool { return w.Status().Connected })
+	return sim, d, w, counter
+}
+
 func BenchmarkChangeToSnapshot(b *testing.B) {
 	const apps, workers = 20, 16
 	changes := max(b.N, 1000)
 	opts := fastSim()
 	opts.Apps = appsJSON(apps, 1)
-	sim := marathonsim.New(opts)
-	counter := &countingHandler{next: sim}
-	srv := httptest.NewServer(counter)
-	defer func() {
-		sim.Close()
-		srv.CloseClientConnections()
-		srv.Close()
-	}()
-	d := newDriver(b, srv.URL)
-
-	w := newWatcher(b, []string{srv.URL}, func(c *Config) { c.Resync = 0 })
-	stop := runWatcher(b, w)
-	defer stop()
-	waitFor(b, "initial sync", w.Ready)
-	waitFor(b, "stream connected", func() bool { return w.Status().Connected })
+	_, d, w, counter := benchWatcher(b, opts)
 
 	var mu sync.Mutex
 	pending := make([][]pendingChange, apps) // per app, in issue order
@@ -253,21 +260,7 @@ func BenchmarkTaskChurn(b *testing.B) {
 	opts := fastSim()
 	opts.Apps = appsJSON(apps, 2)
 	opts.RestartBackoff = time.Millisecond
-	sim := marathonsim.New(opts)
-	counter := &countingHandler{next: sim}
-	srv := httptest.NewServer(counter)
-	defer func() {
-		sim.Close()
-		srv.CloseClientConnections()
-		srv.Close()
-	}()
-	d := newDriver(b, srv.URL)
-
-	w := newWatcher(b, []string{srv.URL}, func(c *Config) { c.Resync = 0 })
-	stop := runWatcher(b, w)
-	defer stop()
-	waitFor(b, "initial sync", w.Ready)
-	waitFor(b, "stream connected", func() bool { return w.Status().Connected })
+	sim, d, w, counter := benchWatcher(b, opts)
 
 	requestsBefore := counter.requests.Load()
 	syncsBefore := w.Status().Syncs
