@@ -201,9 +201,19 @@ func waitSynced(t *testing.T, server, name string) {
 
 // dig runs the real dig client and returns its +short answer lines, sorted
 // as dig printed them. from is the source address (dig -b); extra are more
-// dig options such as +tcp.
+// dig options such as +tcp. A dig that fails (no reply) fails the test.
 func dig(t *testing.T, digPath, server string, port int, from, name, qtype string, extra ...string) []string {
 	t.Helper()
+	lines, err := tryDig(digPath, server, port, from, name, qtype, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// tryDig is dig for polling loops: a server that is not listening yet is an
+// error to retry, not a failure.
+func tryDig(digPath, server string, port int, from, name, qtype string, extra ...string) ([]string, error) {
 	args := []string{"@" + server, "-p", fmt.Sprint(port), "+short", "+tries=1", "+time=2"}
 	if from != "" {
 		args = append(args, "-b", from)
@@ -212,7 +222,7 @@ func dig(t *testing.T, digPath, server string, port int, from, name, qtype strin
 	args = append(args, name, qtype)
 	out, err := exec.Command(digPath, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
+		return nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -220,7 +230,7 @@ func dig(t *testing.T, digPath, server string, port int, from, name, qtype strin
 			lines = append(lines, l)
 		}
 	}
-	return lines
+	return lines, nil
 }
 
 // digStatus runs dig without +short and returns the reply's status

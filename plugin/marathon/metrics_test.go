@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,7 +55,9 @@ func TestRequestMetrics(t *testing.T) {
 }
 
 func TestStatusSampler(t *testing.T) {
-	label := t.Name()
+	// The metrics are process-wide: a label of its own per run keeps
+	// `go test -count=N` from adding to the previous run's counter.
+	label := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
 	started := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := newStatusSampler(label, started)
 
