@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -29,23 +28,6 @@ func readExample(t *testing.T, name string) string {
 	return string(b)
 }
 
-// expectDig polls dig until its sorted +short answer equals want.
-func expectDig(t *testing.T, digPath, server string, port int, from, name, qtype string, want ...string) {
-	t.Helper()
-	slices.Sort(want)
-	waitFor(t, fmt.Sprintf("%s %s from %q at %s = %v", name, qtype, from, server, want), func() error {
-		got, err := tryDig(digPath, server, port, from, name, qtype)
-		if err != nil {
-			return err
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			return fmt.Errorf("got %v", got)
-		}
-		return nil
-	})
-}
-
 // TestPerEnvCorefile: one server block per env, pinned, each on its own
 // address; the client's address plays no part.
 func TestPerEnvCorefile(t *testing.T) {
@@ -58,12 +40,12 @@ func TestPerEnvCorefile(t *testing.T) {
 		"OAK_BIND_INTEGRATION="+integrationDNS, "OAK_BIND_FEATURE_LOGIN="+featureDNS)
 	waitSynced(t, fmt.Sprintf("%s:%d", featureDNS, port), "db1.db.example.com")
 
-	expectDig(t, digPath, integrationDNS, port, "", "redis1.db.example.com", "A", "10.199.45.21")
-	expectDig(t, digPath, featureDNS, port, "", "redis1.db.example.com", "A", "10.199.45.31")
-	expectDig(t, digPath, featureDNS, port, "", "db1.db.example.com", "A", "10.199.45.22")
+	expectDig(t, digPath, integrationDNS, port, "", "redis1.db.example.com", "A", nil, "10.199.45.21")
+	expectDig(t, digPath, featureDNS, port, "", "redis1.db.example.com", "A", nil, "10.199.45.31")
+	expectDig(t, digPath, featureDNS, port, "", "db1.db.example.com", "A", nil, "10.199.45.22")
 	// Pinned: the source address does not change the view.
-	expectDig(t, digPath, integrationDNS, port, seed.FeatureClient, "redis1.db.example.com", "A", "10.199.45.21")
-	expectDig(t, digPath, featureDNS, port, "", "_env.example.com", "TXT",
+	expectDig(t, digPath, integrationDNS, port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.21")
+	expectDig(t, digPath, featureDNS, port, "", "_env.example.com", "TXT", nil,
 		`"env=feature-login" "how=pinned" "chain=feature-login,integration" "client=127.0.0.1"`)
 }
 
@@ -83,7 +65,7 @@ func TestForwardCorefile(t *testing.T) {
 	port := freePort(t)
 	startCoreDNS(t, readExample(t, "by-client-forward.Corefile"), port,
 		"MARATHON_URL=http://"+closedAddr(t), "OAK_UPSTREAM="+upstream)
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", "192.0.2.90")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", nil, "192.0.2.90")
 	for _, name := range []string{"redis1.db.example.com", "www.example.com"} {
 		if got := digStatus(t, digPath, "127.0.0.1", port, seed.FeatureClient, name, "A"); got != "SERVFAIL" {
 			t.Errorf("%s before the first sync: %s, want SERVFAIL", name, got)
@@ -96,9 +78,9 @@ func TestForwardCorefile(t *testing.T) {
 	startCoreDNS(t, readExample(t, "by-client-forward.Corefile"), port,
 		"MARATHON_URL="+url, "OAK_UPSTREAM="+upstream)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", "10.199.45.31")
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.com", "A", "192.0.2.80")
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", "192.0.2.90")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.com", "A", nil, "192.0.2.80")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", nil, "192.0.2.90")
 
 	// Scale every redis1 to zero: the name stays registered, so it is
 	// answered NXDOMAIN by oak and never forwarded to production.
@@ -142,10 +124,10 @@ func TestOfflineCorefile(t *testing.T) {
 	port := freePort(t)
 	dnsd := startCoreDNS(t, readExample(t, "offline.Corefile"), port, "OAK_APPS_FILE="+file)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", "10.199.45.31")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
 
 	writeFile(t, file, withoutRedis)
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", "10.199.45.21")
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.21")
 
 	writeFile(t, file, []byte(`{"apps": [ this is not json`))
 	// Wait until the plugin has read the broken file (its log says so), then
@@ -156,8 +138,8 @@ func TestOfflineCorefile(t *testing.T) {
 		}
 		return nil
 	})
-	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", "10.199.45.21")
-	expectDig(t, digPath, "127.0.0.1", port, seed.IntegrationClient, "app1.example.com", "A", seed.IntegrationClient)
+	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.21")
+	expectDig(t, digPath, "127.0.0.1", port, seed.IntegrationClient, "app1.example.com", "A", nil, seed.IntegrationClient)
 }
 
 // appsDump is GET /v2/apps?embed=apps.tasks from Marathon, as an operator

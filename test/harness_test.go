@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -231,6 +232,24 @@ func tryDig(digPath, server string, port int, from, name, qtype string, extra ..
 		}
 	}
 	return lines, nil
+}
+
+// expectDig polls dig (with extra options such as +tcp) until its sorted
+// +short answer equals want.
+func expectDig(t *testing.T, digPath, server string, port int, from, name, qtype string, extra []string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	waitFor(t, fmt.Sprintf("%s %s from %q at %s = %v", name, qtype, from, server, want), func() error {
+		got, err := tryDig(digPath, server, port, from, name, qtype, extra...)
+		if err != nil {
+			return err
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("got %v", got)
+		}
+		return nil
+	})
 }
 
 // digStatus runs dig without +short and returns the reply's status

@@ -42,6 +42,21 @@ type pendingChange struct {
 // reported: the simulator, not the watcher, may be the limit). A change
 // overtaken by a later change of the same app counts as shown when the
 // later one is.
+// pace hands change numbers 0..n-1 to the workers' queues at one per
+// millisecond (1,000/s), all changes of one app to the same worker, then
+// closes the queues.
+func pace(n, apps int, queues []chan int) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for k := range n {
+		<-tick.C
+		queues[k%apps%len(queues)] <- k
+	}
+	for _, q := range queues {
+		close(q)
+	}
+}
+
 // benchWatcher serves a simulator with opts, counting the watcher's
 // requests, and runs a synced watcher (no periodic resync) against it until
 // the benchmark ends. The driver plays the operator.
@@ -149,15 +164,7 @@ func BenchmarkChangeToSnapshot(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
-	for k := range changes {
-		<-tick.C
-		queues[k%apps%workers] <- k
-	}
-	tick.Stop()
-	for _, q := range queues {
-		close(q)
-	}
+	pace(changes, apps, queues)
 	wg.Wait()
 	issued := time.Since(start)
 	waitFor(b, "every change shown", func() bool { return outstanding() == 0 })
@@ -283,15 +290,7 @@ func BenchmarkTaskChurn(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
-	for k := range kills {
-		<-tick.C
-		queues[k%apps%workers] <- k
-	}
-	tick.Stop()
-	for _, q := range queues {
-		close(q)
-	}
+	pace(kills, apps, queues)
 	wg.Wait()
 	issued := time.Since(start)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
