@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -99,17 +100,22 @@ func start(t *testing.T, env []string, name string, args ...string) *process {
 	return p
 }
 
-// freePort returns a TCP port on 127.0.0.1 that is free at the moment (and,
-// for DNS, checked free for UDP too).
+// freePort returns a port that is free for TCP and UDP on every address at
+// the moment. It is drawn below the kernel's ephemeral range, so that no
+// outgoing connection of a test running in parallel (another package's
+// clients use ephemeral ports) can take it between this check and the
+// server's bind; CoreDNS without `bind` listens on the wildcard address, so
+// that is where the port is checked.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := 20000, ephemeralLow()-1
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
 		l.Close()
 		if err == nil {
 			u.Close()
@@ -118,6 +124,20 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= 20001 {
+		return 32768
+	}
+	return low
 }
 
 // startSim starts bin/marathon-sim and returns its URL and a go-marathon
