@@ -21,6 +21,7 @@ type server struct {
 	label string // "hosts", "marathon"
 	proc  *child
 	port  int
+	pprof string // address of its pprof listener, "" when not profiling
 }
 
 // measurement is one measured dnsperf run against one server.
@@ -103,21 +104,24 @@ func run(ctx context.Context, cfg config, t tools) error {
 		return err
 	}
 
-	pprofAddr := ""
+	pprofAddrs := map[string]string{}
 	if cfg.profile != "" {
 		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
 			return err
 		}
-		p, err := freePort()
-		if err != nil {
-			return err
+		// Both servers get the pprof plugin, so its cost is the same on each.
+		for _, name := range []string{"hosts", "marathon"} {
+			p, err := freePort()
+			if err != nil {
+				return err
+			}
+			pprofAddrs[name] = fmt.Sprintf("127.0.0.1:%d", p)
 		}
-		pprofAddr = fmt.Sprintf("127.0.0.1:%d", p)
 	}
 	corefiles := map[string]string{
-		"hosts": fmt.Sprintf("%s {\n    bind 127.0.0.1\n    hosts %s\n}\n", zone, files["hosts"]),
+		"hosts": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    hosts %s\n}\n", zone, pprofLine(pprofAddrs["hosts"]), files["hosts"]),
 		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n    }\n}\n",
-			zone, pprofLine(pprofAddr), simURL, defaultEnv, defaultEnv),
+			zone, pprofLine(pprofAddrs["marathon"]), simURL, defaultEnv, defaultEnv),
 	}
 	servers := map[string]*server{}
 	for _, name := range []string{"hosts", "marathon"} {
@@ -134,7 +138,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return err
 		}
-		servers[name] = &server{label: name, proc: proc, port: port}
+		servers[name] = &server{label: name, proc: proc, port: port, pprof: pprofAddrs[name]}
 	}
 	syncStart := time.Now()
 	for _, s := range servers {
@@ -162,9 +166,9 @@ func run(ctx context.Context, cfg config, t tools) error {
 		}
 		l.rate, l.verbose = opt.rate, opt.rate > 0
 		profDone := make(chan error, 1)
-		if opt.profile != "" && pprofAddr != "" {
+		if opt.profile != "" && s.pprof != "" {
 			go func() {
-				profDone <- fetchProfile(ctx, pprofAddr, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
+				profDone <- fetchProfile(ctx, s.pprof, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
 			}()
 		} else {
 			profDone <- nil
@@ -197,8 +201,8 @@ func run(ctx context.Context, cfg config, t tools) error {
 	for r := 1; r <= cfg.rounds; r++ {
 		for _, name := range []string{"hosts", "marathon"} {
 			opt := runOpts{warmup: cfg.warmup, duration: cfg.duration}
-			if name == "marathon" && r == 1 {
-				opt.profile = "marathon-idle.pprof"
+			if r == 1 {
+				opt.profile = name + "-idle.pprof"
 			}
 			m, err := measure(servers[name], name, r, opt)
 			if err != nil {

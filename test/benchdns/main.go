@@ -108,7 +108,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.workers, "churn-workers", 64, "concurrent PUTs of the churn driver")
 	fs.StringVar(&cfg.serverCPU, "server-cpu", "0", "taskset CPU of the DNS servers")
 	fs.StringVar(&cfg.loadCPU, "load-cpu", "1", "taskset CPU of dnsperf, the simulator and this program")
-	fs.StringVar(&cfg.profile, "profile", "", "write CPU profiles of the marathon server (idle and churn) into this directory")
+	fs.StringVar(&cfg.profile, "profile", "", "write CPU profiles of both servers (idle, round 1) and of marathon under churn into this directory")
 	fs.StringVar(&cfg.dumpApps, "dump-apps", "", "only write the generated /v2/apps?embed=apps.tasks body to this file and exit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
