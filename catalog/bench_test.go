@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -130,6 +131,34 @@ func BenchmarkResolve(b *testing.B) {
 	for b.Loop() {
 		q := queries[i%len(queries)]
 		s.Resolve(q.env, q.name)
+		i++
+	}
+}
+
+// BenchmarkResolveSpread resolves every name of the cluster for clients of
+// every env, in a shuffled order, as a DNS server sees them: unlike
+// BenchmarkResolve, whose four queries stay in the CPU's caches, most reads
+// here miss them, so it shows how many memory loads a lookup depends on.
+func BenchmarkResolveSpread(b *testing.B) {
+	s := Build(benchPolicy(b), benchCluster())
+	type query struct{ env, name string }
+	var queries []query
+	for i := range benchServices {
+		for e := range benchEnvs {
+			queries = append(queries, query{benchEnv(e), benchName(i)})
+		}
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(queries), func(i, j int) { queries[i], queries[j] = queries[j], queries[i] })
+	for _, q := range queries {
+		s.Resolve(q.env, q.name) // memoize every chain
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		q := queries[i%len(queries)]
+		if s.Resolve(q.env, q.name).Service == nil {
+			b.Fatalf("%v: no service", q)
+		}
 		i++
 	}
 }

@@ -84,8 +84,8 @@ func addrs(ss ...string) []netip.Addr {
 type content struct {
 	Apps      map[string]*app
 	Rejected  map[string]Rejection
-	Names     map[string]*claims
-	VHosts    map[string]*claims
+	Names     map[string]claims
+	VHosts    map[string]claims
 	Suffixes  map[string]int
 	Addrs     map[addrKey]*owner
 	EnvCounts map[string]int

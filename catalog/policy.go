@@ -152,7 +152,7 @@ func (p *Policy) fixedChain(env string) ([]string, error) {
 	if chain, ok := p.fixed[env]; ok {
 		return chain, nil
 	}
-	chain := []string{env}
+	chain := []string{intern(env)}
 	for next := p.parentOf(env); ; next = p.parentOf(next) {
 		if slices.Contains(chain, next) {
 			return nil, fmt.Errorf("fallback rules make a cycle: %s -> %s", strings.Join(chain, " -> "), next)
@@ -161,7 +161,7 @@ func (p *Policy) fixedChain(env string) ([]string, error) {
 			chain = append(chain, rest...)
 			break
 		}
-		chain = append(chain, next)
+		chain = append(chain, intern(next))
 	}
 	p.fixed[env] = chain
 	return chain, nil
@@ -204,7 +204,7 @@ func (p *Policy) Chain(env string) []string {
 	// Every parent is in p.fixed, so one step reaches a stored chain.
 	rest := p.fixed[p.parentOf(env)]
 	chain := make([]string, 0, 1+len(rest))
-	chain = append(append(chain, env), rest...)
+	chain = append(append(chain, intern(env)), rest...)
 	if ValidEnvName(env) == nil {
 		p.memo.put(env, chain)
 	}

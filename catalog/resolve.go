@@ -55,25 +55,25 @@ type VirtualHost struct {
 // does not allocate for envs the policy names or the snapshot has apps in.
 func (s *Snapshot) Resolve(env, name string) Answer {
 	name = strings.TrimSuffix(name, ".")
-	entry, _ := s.names.get(s.stringShard(name), name)
-	return walk(entry, s.policy.Chain(env))
+	entry, ok := s.names.get(s.stringShard(name), name)
+	if !ok {
+		return Answer{Chain: s.policy.Chain(env)}
+	}
+	return walk(&entry, s.policy.Chain(env))
 }
 
 // walk is the fallback walk, shared by DNS names and virtual hosts so that
 // DNS and Nginx never disagree.
 func walk(entry *claims, chain []string) Answer {
-	if entry == nil {
-		return Answer{Chain: chain}
-	}
 	registered := false
 	for i, env := range chain {
-		here := entry.byEnv[env]
+		here := entry.find(env)
 		if here == nil {
 			continue
 		}
 		registered = true
-		if here.service != nil {
-			return Answer{Service: here.service, Chain: chain[:i+1], Registered: true}
+		if len(here.service.Addrs) > 0 {
+			return Answer{Service: &here.service, Chain: chain[:i+1], Registered: true}
 		}
 	}
 	return Answer{Chain: chain, Registered: registered}
@@ -118,8 +118,8 @@ func (s *Snapshot) Reverse(a netip.Addr) []NameRef {
 // not. name must be lower-case; a trailing dot is ignored.
 func (s *Snapshot) Claimed(name string) bool {
 	name = strings.TrimSuffix(name, ".")
-	entry, _ := s.names.get(s.stringShard(name), name)
-	return entry != nil
+	_, ok := s.names.get(s.stringShard(name), name)
+	return ok
 }
 
 // HasSuffix reports whether some app claims name, or a name below it, in
@@ -139,7 +139,7 @@ func (s *Snapshot) VirtualHosts(env string) []VirtualHost {
 	var out []VirtualHost
 	for _, shard := range s.vhosts.shards {
 		for _, entry := range shard {
-			if answer := walk(entry, chain); answer.Service != nil {
+			if answer := walk(&entry, chain); answer.Service != nil {
 				out = append(out, VirtualHost{Host: entry.name, Port: entry.port, Service: answer.Service})
 			}
 		}

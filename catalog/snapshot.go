@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"unique"
 
 	marathon "github.com/gambol99/go-marathon"
 )
@@ -25,8 +26,8 @@ type Snapshot struct {
 
 	apps     table[string, *app]      // app id -> accepted app
 	rejected table[string, Rejection] // app id -> why it was left out
-	names    table[string, *claims]   // OAK_NAMES name -> who claims and serves it, per env
-	vhosts   table[string, *claims]   // vhost key -> who claims and serves it, per env
+	names    table[string, claims]    // OAK_NAMES name -> who claims and serves it, per env
+	vhosts   table[string, claims]    // vhost key -> who claims and serves it, per env
 	suffixes table[string, int]       // name or ancestor of a name -> number of names at or below it
 	addrs    table[addrKey, *owner]   // address -> apps claiming it and names it backs
 	envs     table[string, int]       // env -> number of accepted apps in it
@@ -34,19 +35,49 @@ type Snapshot struct {
 	tasks, liveTasks int
 }
 
-// claims is everything known about one name (or vhost) in every env.
-// Immutable: Apply replaces the whole value of a changed name.
+// claims is everything known about one name (or vhost) in every env. It
+// is held by value in its table, and its envs sit in one array with their
+// services inline, so that a lookup follows few pointers: on a DNS server
+// between two queries the CPU's caches are cold, and each pointer followed
+// is a wait for memory. Immutable: Apply replaces the whole value of a
+// changed name.
 type claims struct {
-	name  string // the DNS name, or the vhost's host
-	port  uint16 // the vhost's port; 0 for DNS names
-	byEnv map[string]*envClaims
+	name string      // the DNS name, or the vhost's host
+	port uint16      // the vhost's port; 0 for DNS names
+	envs []envClaims // sorted by env; most names are claimed in a few envs
 }
 
 // envClaims is one name in one env: the apps claiming it and what they
 // serve together.
 type envClaims struct {
+	env     string   // interned (see intern), so comparing it rarely reads memory
 	apps    []string // sorted ids of the apps claiming the name in this env, live or not
-	service *Service // nil while none of them has a live backend
+	service Service  // what they serve; no Addrs while none has a live backend
+}
+
+// find returns the claims of env, or nil.
+func (c *claims) find(env string) *envClaims {
+	if len(c.envs) <= 8 {
+		for i := range c.envs {
+			if c.envs[i].env == env {
+				return &c.envs[i]
+			}
+		}
+		return nil
+	}
+	lo, hi := 0, len(c.envs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if c.envs[mid].env < env {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(c.envs) && c.envs[lo].env == env {
+		return &c.envs[lo]
+	}
+	return nil
 }
 
 // owner is everything known about one address.
@@ -275,8 +306,8 @@ type update struct {
 	s        *Snapshot
 	apps     tableWriter[string, *app]
 	rejected tableWriter[string, Rejection]
-	names    tableWriter[string, *claims]
-	vhosts   tableWriter[string, *claims]
+	names    tableWriter[string, claims]
+	vhosts   tableWriter[string, claims]
 	suffixes tableWriter[string, int]
 	addrs    tableWriter[addrKey, *owner]
 	envs     tableWriter[string, int]
@@ -414,15 +445,15 @@ func (u *update) finish() {
 	s := u.s
 	for name, byEnv := range u.nameChanges {
 		shard := s.stringShard(name)
-		old, _ := s.names.get(shard, name)
-		next := u.rebuildClaims(old, name, 0, byEnv)
+		old, existed := s.names.get(shard, name)
+		next, exists := u.rebuildClaims(old, name, 0, byEnv)
 		switch {
-		case next == nil && old != nil:
+		case !exists && existed:
 			u.names.del(shard, name)
 			u.countSuffixes(name, -1)
-		case next != nil:
+		case exists:
 			u.names.put(shard, name, next)
-			if old == nil {
+			if !existed {
 				u.countSuffixes(name, +1)
 			}
 		}
@@ -431,7 +462,7 @@ func (u *update) finish() {
 		shard := s.stringShard(key)
 		old, _ := s.vhosts.get(shard, key)
 		host, port := splitVHostKey(key)
-		if next := u.rebuildClaims(old, host, port, byEnv); next != nil {
+		if next, exists := u.rebuildClaims(old, host, port, byEnv); exists {
 			u.vhosts.put(shard, key, next)
 		} else {
 			u.vhosts.del(shard, key)
@@ -449,34 +480,37 @@ func (u *update) finish() {
 	}
 }
 
-// rebuildClaims returns the new claims of one name, or nil when no app
-// claims it any more.
-func (u *update) rebuildClaims(old *claims, name string, port uint16, changes map[string]*idChange) *claims {
-	next := &claims{name: name, port: port, byEnv: make(map[string]*envClaims)}
-	if old != nil {
-		maps.Copy(next.byEnv, old.byEnv)
+// rebuildClaims returns the new claims of one name, and false when no app
+// claims it any more. old is not modified: its envs may be read by
+// published snapshots.
+func (u *update) rebuildClaims(old claims, name string, port uint16, changes map[string]*idChange) (claims, bool) {
+	envs := make([]envClaims, 0, len(old.envs)+len(changes))
+	for _, e := range old.envs {
+		if changes[e.env] == nil {
+			envs = append(envs, e)
+		}
 	}
 	for env, change := range changes {
 		var ids []string
-		if prev := next.byEnv[env]; prev != nil {
+		if prev := old.find(env); prev != nil {
 			ids = prev.apps
 		}
-		ids = change.apply(ids)
-		if len(ids) == 0 {
-			delete(next.byEnv, env)
-			continue
+		if ids = change.apply(ids); len(ids) > 0 {
+			env = intern(env)
+			envs = append(envs, envClaims{env: env, apps: ids, service: u.service(name, env, ids)})
 		}
-		next.byEnv[env] = &envClaims{apps: ids, service: u.service(name, env, ids)}
 	}
-	if len(next.byEnv) == 0 {
-		return nil
+	if len(envs) == 0 {
+		return claims{}, false
 	}
-	return next
+	slices.SortFunc(envs, func(a, b envClaims) int { return strings.Compare(a.env, b.env) })
+	return claims{name: name, port: port, envs: envs}, true
 }
 
-// service merges the live backends of apps claiming name in env.
-func (u *update) service(name, env string, ids []string) *Service {
-	svc := &Service{Name: name, Env: env}
+// service merges the live backends of apps claiming name in env; it has
+// no Addrs when none of them has a live backend.
+func (u *update) service(name, env string, ids []string) Service {
+	svc := Service{Name: name, Env: env}
 	for _, id := range ids {
 		a, _ := u.s.apps.get(u.s.stringShard(id), id)
 		if a == nil || len(a.backends) == 0 {
@@ -487,13 +521,17 @@ func (u *update) service(name, env string, ids []string) *Service {
 		svc.Ports = append(svc.Ports, a.ports...)
 	}
 	if len(svc.Addrs) == 0 {
-		return nil
+		return Service{}
 	}
 	svc.Addrs = sortAddrs(svc.Addrs)
 	slices.SortFunc(svc.Ports, comparePort)
 	svc.Ports = slices.Compact(svc.Ports)
 	return svc
 }
+
+// intern returns the one shared copy of an env name, so that equal env
+// names share their bytes: comparing them then costs no memory read.
+func intern(env string) string { return unique.Make(env).Value() }
 
 // rebuildOwner returns the new owner of one address, or nil when no app
 // claims or uses it any more.
