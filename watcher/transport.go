@@ -181,13 +181,23 @@ func (b *releasingBody) finish(err error) {
 	})
 }
 
-// logWriter turns go-marathon's debug log (one Printf per REST call) into
-// slog debug records.
+// debugLog is go-marathon's LogOutput: its debug log (one Printf per REST
+// call, with the whole response body) as slog debug records when the
+// logger takes them, and nil otherwise. go-marathon then writes to
+// io.Discard, which the log package skips without formatting: the
+// formatting of a 10,000-app body costs tens of milliseconds per resync.
+// Decided once per session, i.e. per connection to Marathon.
+func debugLog(log *slog.Logger) io.Writer {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	return logWriter{log}
+}
+
+// logWriter writes each line as a slog debug record.
 type logWriter struct{ log *slog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	if w.log.Enabled(context.Background(), slog.LevelDebug) {
-		w.log.Debug("go-marathon", "line", strings.TrimSpace(string(p)))
-	}
+	w.log.Debug("go-marathon", "line", strings.TrimSpace(string(p)))
 	return len(p), nil
 }

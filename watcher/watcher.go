@@ -170,7 +170,7 @@ func (w *Watcher) newSession(life context.Context) (*session, error) {
 		HTTPBasicAuthUser: w.cfg.User,
 		HTTPBasicPassword: w.cfg.Password,
 		DCOSToken:         w.cfg.Token,
-		LogOutput:         logWriter{w.log},
+		LogOutput:         debugLog(w.log),
 		HTTPClient:        tr.client(),
 	})
 	if err != nil {
