@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
@@ -11,7 +12,8 @@ import (
 )
 
 // FuzzServeDNS serves arbitrary DNS messages: whatever parses must be
-// answered without a panic, over UDP and TCP, and the reply must pack.
+// answered without a panic, over UDP and TCP, and the reply must pack. The
+// zone the handler picks for the question must be CoreDNS's.
 func FuzzServeDNS(f *testing.F) {
 	for _, q := range []struct {
 		name  string
@@ -24,6 +26,8 @@ func FuzzServeDNS(f *testing.F) {
 		{"example.com.", dns.TypeNS},
 		{"big.example.com.", dns.TypeANY},
 		{"x.example.org.", dns.TypeA},
+		{"a\\.example.com.", dns.TypeA},
+		{"xexample.com.", dns.TypeA},
 	} {
 		msg := new(dns.Msg)
 		msg.SetQuestion(q.name, q.qtype)
@@ -44,6 +48,14 @@ func FuzzServeDNS(f *testing.F) {
 		req := new(dns.Msg)
 		if err := req.Unpack(data); err != nil {
 			return
+		}
+		if len(req.Question) == 1 {
+			state := request.Request{Req: req}
+			qname := state.Name()
+			zones := handlers[0].zones
+			if got, want := matchZone(zones, qname), plugin.Zones(zones).Matches(qname); got != want {
+				t.Errorf("matchZone(%q) = %q, plugin.Zones.Matches = %q", qname, got, want)
+			}
 		}
 		for i, m := range handlers {
 			for _, tcp := range []bool{false, true} {

@@ -53,12 +53,14 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
 	state := request.Request{W: w, Req: r}
-	qname := state.Name()
-	zone := plugin.Zones(m.zones).Matches(qname)
+	// state.Name() lower-cases state.QName(); one conversion serves both.
+	asked := state.QName()
+	qname := strings.ToLower(asked)
+	zone := matchZone(m.zones, qname)
 	if zone == "" {
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
-	q := query{qname: qname, asked: state.QName(), zone: zone, zoneAsked: zone, qtype: state.QType()}
+	q := query{qname: qname, asked: asked, zone: zone, zoneAsked: zone, qtype: state.QType()}
 	if len(q.asked) == len(qname) {
 		q.zoneAsked = q.asked[len(q.asked)-len(zone):]
 	} else {
@@ -69,8 +71,8 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if snapshot == nil {
 		// Not synced yet: never fall through, or a container could be handed
 		// the production address of a name its env serves.
-		requestCount.WithLabelValues(metrics.WithServer(ctx), noEnv, outcomeServfail).Inc()
-		return m.write(w, r, q, reply{rcode: dns.RcodeServerFailure, soa: true})
+		m.counters.inc(metrics.WithServer(ctx), noEnv, outcomeServfail)
+		return m.write(w, r, &q, &reply{rcode: dns.RcodeServerFailure, soa: true})
 	}
 	if q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {
 		return dns.RcodeRefused, nil
@@ -84,16 +86,16 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		q.env, q.how = env, how.String()
 	}
 
-	res := m.answer(snapshot, q, state)
-	requestCount.WithLabelValues(metrics.WithServer(ctx), q.env, res.outcome).Inc()
+	res := m.answer(snapshot, &q, &state)
+	m.counters.inc(metrics.WithServer(ctx), q.env, res.outcome)
 	if res.next {
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
-	return m.write(w, r, q, res)
+	return m.write(w, r, &q, &res)
 }
 
 // answer decides the reply to q from snapshot.
-func (m *Marathon) answer(snapshot *catalog.Snapshot, q query, state request.Request) reply {
+func (m *Marathon) answer(snapshot *catalog.Snapshot, q *query, state *request.Request) reply {
 	name := strings.TrimSuffix(q.qname, ".")
 	switch {
 	case q.qname == q.zone:
@@ -137,7 +139,7 @@ func (m *Marathon) answer(snapshot *catalog.Snapshot, q query, state request.Req
 // apex answers the zone's own name: SOA and NS are synthesized; any other
 // type is looked up in case apps register the apex itself, and is NODATA
 // otherwise (the apex always exists).
-func (m *Marathon) apex(snapshot *catalog.Snapshot, q query, name string, state request.Request) reply {
+func (m *Marathon) apex(snapshot *catalog.Snapshot, q *query, name string, state *request.Request) reply {
 	switch q.qtype {
 	case dns.TypeSOA:
 		return reply{answer: []dns.RR{m.soa(q.zoneAsked)}, outcome: outcomeMeta}
@@ -157,7 +159,7 @@ func (m *Marathon) apex(snapshot *catalog.Snapshot, q query, name string, state 
 
 // envInfo answers TXT at _env.<zone>: what this client sees, for operators
 // asking with dig from inside a container.
-func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q query) reply {
+func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q *query) reply {
 	if q.qtype != dns.TypeTXT && q.qtype != dns.TypeANY {
 		return reply{soa: true, outcome: outcomeMeta}
 	}
@@ -176,7 +178,7 @@ func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q query) reply {
 
 // nameserver answers ns.dns.<zone>, the target of the zone's NS record,
 // with the address the query was sent to.
-func (m *Marathon) nameserver(q query, state request.Request) reply {
+func (m *Marathon) nameserver(q *query, state *request.Request) reply {
 	records := m.localAddress(q.asked, q.qtype, state)
 	if len(records) == 0 {
 		return reply{soa: true, outcome: outcomeMeta}
@@ -185,7 +187,7 @@ func (m *Marathon) nameserver(q query, state request.Request) reply {
 }
 
 // service answers a name some env of the chain serves.
-func (m *Marathon) service(q query, svc *catalog.Service) reply {
+func (m *Marathon) service(q *query, svc *catalog.Service) reply {
 	outcome := outcomeOwn
 	if svc.Env != q.env {
 		outcome = outcomeFallback
@@ -208,7 +210,7 @@ func (m *Marathon) service(q query, svc *catalog.Service) reply {
 // srv answers _<port>._<proto>.<name> from the ports of the service that
 // serves <name>, and _<proto>.<name> as an empty non-terminal. ok is false
 // when name has neither form or its base name is not served.
-func (m *Marathon) srv(snapshot *catalog.Snapshot, q query, name string) (res reply, ok bool) {
+func (m *Marathon) srv(snapshot *catalog.Snapshot, q *query, name string) (res reply, ok bool) {
 	first, rest, found := strings.Cut(name, ".")
 	if !found || len(first) < 2 || first[0] != '_' {
 		return reply{}, false
@@ -263,7 +265,7 @@ func (m *Marathon) srv(snapshot *catalog.Snapshot, q query, name string) (res re
 
 // reverse answers PTR queries for every address the catalog knows as a live
 // backend, in any env.
-func (m *Marathon) reverse(snapshot *catalog.Snapshot, q query) reply {
+func (m *Marathon) reverse(snapshot *catalog.Snapshot, q *query) reply {
 	var refs []catalog.NameRef
 	if addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(q.qname)); err == nil {
 		refs = snapshot.Reverse(addr)
@@ -289,9 +291,20 @@ func (m *Marathon) reverse(snapshot *catalog.Snapshot, q query) reply {
 
 // write sends res as the reply to r. Truncation to the client's buffer is
 // left to the server's ScrubWriter, as in every CoreDNS plugin.
-func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q query, res reply) (int, error) {
-	msg := new(dns.Msg)
-	msg.SetRcode(r, res.rcode)
+func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q *query, res *reply) (int, error) {
+	// The message and its question in one allocation.
+	buf := new(struct {
+		msg      dns.Msg
+		question [1]dns.Question
+	})
+	msg := &buf.msg
+	msg.Id, msg.Response, msg.Opcode = r.Id, true, r.Opcode
+	if msg.Opcode == dns.OpcodeQuery {
+		msg.RecursionDesired, msg.CheckingDisabled = r.RecursionDesired, r.CheckingDisabled
+	}
+	buf.question[0] = r.Question[0]
+	msg.Question = buf.question[:]
+	msg.Rcode = res.rcode
 	msg.Authoritative = true
 	msg.Answer = res.answer
 	msg.Extra = res.extra
@@ -303,7 +316,7 @@ func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q query, res reply) (
 	return dns.RcodeSuccess, nil
 }
 
-func serviceOutcome(q query, svc *catalog.Service) string {
+func serviceOutcome(q *query, svc *catalog.Service) string {
 	if svc.Env == q.env {
 		return outcomeOwn
 	}
@@ -327,4 +340,26 @@ func isChild(qname, label, zone string) bool {
 		return false
 	}
 	return rest == zone || (zone == "." && rest == "")
+}
+
+// matchZone returns the longest of zones (normalized: lower-case, fully
+// qualified) that qname (the same) is in, or "" when none is; the answer
+// of plugin.Zones.Matches without its per-query allocations. Names with
+// escaped characters, where a '.' need not end a label, take the general
+// path.
+func matchZone(zones []string, qname string) string {
+	if strings.IndexByte(qname, '\\') >= 0 {
+		return plugin.Zones(zones).Matches(qname)
+	}
+	best := ""
+	for _, zone := range zones {
+		if len(zone) <= len(best) {
+			continue
+		}
+		if zone == "." || qname == zone ||
+			(len(qname) > len(zone) && strings.HasSuffix(qname, zone) && qname[len(qname)-len(zone)-1] == '.') {
+			best = zone
+		}
+	}
+	return best
 }

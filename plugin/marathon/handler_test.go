@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
@@ -328,4 +329,67 @@ func mustReverse(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return name
+}
+
+func TestMatchZone(t *testing.T) {
+	zones := []string{"example.com.", "sub.example.com.", "10.in-addr.arpa."}
+	for _, tc := range []struct {
+		zones []string
+		qname string
+		want  string
+	}{
+		{zones, "example.com.", "example.com."},
+		{zones, "a.example.com.", "example.com."},
+		{zones, "a.sub.example.com.", "sub.example.com."}, // the longest zone wins
+		{zones, "sub.example.com.", "sub.example.com."},
+		{zones, "xexample.com.", ""}, // a suffix that does not start a label
+		{zones, "example.org.", ""},
+		{zones, "com.", ""},
+		{zones, "1.0.0.10.in-addr.arpa.", "10.in-addr.arpa."},
+		{zones, `a\.example.com.`, ""}, // one label "a.example" below com.: not in example.com.
+		{zones, `a\.b.example.com.`, "example.com."},
+		{[]string{"."}, "anything.", "."},
+		{[]string{".", "example.com."}, "a.example.com.", "example.com."},
+		{[]string{".", "example.com."}, ".", "."},
+		{nil, "example.com.", ""},
+	} {
+		got := matchZone(tc.zones, tc.qname)
+		if got != tc.want {
+			t.Errorf("matchZone(%v, %q) = %q, want %q", tc.zones, tc.qname, got, tc.want)
+		}
+		if core := plugin.Zones(tc.zones).Matches(tc.qname); core != got {
+			t.Errorf("matchZone(%v, %q) = %q, plugin.Zones.Matches = %q", tc.zones, tc.qname, got, core)
+		}
+	}
+}
+
+// TestReplyHeader: the reply's header and question are what dns.Msg's
+// SetRcode makes of the request (write builds them itself, to allocate
+// once), for each rcode the handler writes.
+func TestReplyHeader(t *testing.T) {
+	m := newTestMarathon(testSnapshot(t))
+	for _, tc := range []struct {
+		qname     string
+		opcode    int
+		rd, cd    bool
+		wantRcode int
+	}{
+		{qname: "App1.Example.com.", opcode: dns.OpcodeQuery, rd: true, cd: true, wantRcode: dns.RcodeSuccess},
+		{qname: "nosuch.example.com.", opcode: dns.OpcodeQuery, wantRcode: dns.RcodeNameError},
+		{qname: "app1.example.com.", opcode: dns.OpcodeNotify, rd: true, cd: true, wantRcode: dns.RcodeSuccess}, // RD and CD are copied for queries only
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(tc.qname, dns.TypeA)
+		req.Id, req.Opcode, req.RecursionDesired, req.CheckingDisabled = 4242, tc.opcode, tc.rd, tc.cd
+		got := serve(t, m, featureClient, false, req)
+		want := new(dns.Msg)
+		want.SetRcode(req, tc.wantRcode)
+		want.Authoritative = true
+		if got.MsgHdr != want.MsgHdr {
+			t.Errorf("%s: header %+v, want %+v", tc.qname, got.MsgHdr, want.MsgHdr)
+		}
+		if len(got.Question) != 1 || got.Question[0] != want.Question[0] {
+			t.Errorf("%s: question %v, want %v", tc.qname, got.Question, want.Question)
+		}
+	}
 }

@@ -21,6 +21,7 @@ type Marathon struct {
 	ttl       uint32
 	fall      fall.F
 	source    watcher.Source
+	counters  requestCounters
 }
 
 // Name implements the plugin.Handler interface.

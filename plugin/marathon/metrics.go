@@ -1,6 +1,9 @@
 package marathon
 
 import (
+	"maps"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -70,6 +73,55 @@ var (
 		Help:      "Reconnections of the Marathon event stream after the first connection.",
 	}, []string{"source"})
 )
+
+// requestCounters hands out requestCount's counters from a map the query
+// path reads without a lock, so that counting a query costs one lookup
+// rather than hashing its labels under the CounterVec's lock. The map is
+// copied on write; it only grows when a server, env or outcome is new.
+// The zero value is ready to use.
+type requestCounters struct {
+	mu       sync.Mutex // serializes writers
+	counters atomic.Pointer[map[counterKey]prometheus.Counter]
+}
+
+type counterKey struct{ server, env, outcome string }
+
+// inc counts one query.
+func (c *requestCounters) inc(server, env, outcome string) {
+	key := counterKey{server, env, outcome}
+	if m := c.counters.Load(); m != nil {
+		if counter, ok := (*m)[key]; ok {
+			counter.Inc()
+			return
+		}
+	}
+	c.add(key).Inc()
+}
+
+// add returns the counter of key, adding it to the map.
+func (c *requestCounters) add(key counterKey) prometheus.Counter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.counters.Load()
+	if old != nil {
+		if counter, ok := (*old)[key]; ok {
+			return counter
+		}
+	}
+	m := make(map[counterKey]prometheus.Counter, 1+len(ptrMap(old)))
+	maps.Copy(m, ptrMap(old))
+	counter := requestCount.WithLabelValues(key.server, key.env, key.outcome)
+	m[key] = counter
+	c.counters.Store(&m)
+	return counter
+}
+
+func ptrMap(m *map[counterKey]prometheus.Counter) map[counterKey]prometheus.Counter {
+	if m == nil {
+		return nil
+	}
+	return *m
+}
 
 // statusSampler copies a source's Status into the gauges of one source.
 type statusSampler struct {

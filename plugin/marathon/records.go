@@ -40,27 +40,47 @@ func (m *Marathon) soa(zone string) *dns.SOA {
 }
 
 // addresses returns A (rrtype A), AAAA (AAAA) or both (ANY) records for
-// addrs, owned by owner.
+// addrs, owned by owner. The records and their addresses share one
+// allocation; so does the slice when there is one address, the common
+// answer.
 func (m *Marathon) addresses(owner string, addrs []netip.Addr, rrtype uint16) []dns.RR {
-	records := make([]dns.RR, 0, len(addrs))
-	for _, addr := range addrs {
+	recs := make([]addrRecord, len(addrs))
+	var out []dns.RR
+	if len(addrs) == 1 {
+		out = recs[0].out[:0]
+	} else {
+		out = make([]dns.RR, 0, len(addrs))
+	}
+	for i, addr := range addrs {
+		rec := &recs[i]
 		switch {
 		case addr.Is4() && rrtype != dns.TypeAAAA:
-			a4 := addr.As4()
-			records = append(records, &dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(a4[:])})
+			rec.ip = addr.As16()
+			rec.a = dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(rec.ip[12:])}
+			out = append(out, &rec.a)
 		case addr.Is6() && rrtype != dns.TypeA:
-			a16 := addr.As16()
-			records = append(records, &dns.AAAA{Hdr: m.header(owner, dns.TypeAAAA), AAAA: net.IP(a16[:])})
+			rec.ip = addr.As16()
+			rec.aaaa = dns.AAAA{Hdr: m.header(owner, dns.TypeAAAA), AAAA: net.IP(rec.ip[:])}
+			out = append(out, &rec.aaaa)
 		}
 	}
-	return records
+	return out
+}
+
+// addrRecord is room for the A or AAAA record of one address, with the
+// address's bytes.
+type addrRecord struct {
+	a    dns.A
+	aaaa dns.AAAA
+	ip   [16]byte
+	out  [1]dns.RR // the answer slice when there is one address
 }
 
 // localAddress returns the address the query was sent to as an A or AAAA
 // record (rrtype A, AAAA, or ANY for either), owned by owner: the address
 // of ns.dns.<zone>. Nothing when the server listens on a wildcard address
 // it cannot name.
-func (m *Marathon) localAddress(owner string, rrtype uint16, state request.Request) []dns.RR {
+func (m *Marathon) localAddress(owner string, rrtype uint16, state *request.Request) []dns.RR {
 	local, err := netip.ParseAddr(state.LocalIP())
 	if err != nil || local.IsUnspecified() {
 		return nil
