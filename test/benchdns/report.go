@@ -90,6 +90,11 @@ func (r *report) figures() []figure {
 			figs = append(figs, figure{"marathon under churn / idle QPS", m.res.qps / marQPS, 0.9,
 				fmt.Sprintf("%.0f / %.0f; churn (%s) achieved %.0f changes/s (asked %d/s), %d failed, %d skipped",
 					m.res.qps, marQPS, r.cfg.churnOp, m.churn.rate(), r.cfg.churnRate, m.churn.failed, m.churn.skipped)})
+			// dnsperf shares its CPU with the simulator and the churn
+			// driver, so under churn it may not keep the server busy (see
+			// "server CPU"); per CPU-second the server's own cost shows.
+			figs = append(figs, figure{"marathon under churn / idle queries per server CPU-second", m.perCPU() / r.mean("marathon", perCPU), 0.9,
+				fmt.Sprintf("%.0f / %.0f; server CPU %.0f%% under churn", m.perCPU(), r.mean("marathon", perCPU), 100*m.cpuShare())})
 		}
 	}
 	return figs
