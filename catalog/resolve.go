@@ -55,7 +55,7 @@ type VirtualHost struct {
 // does not allocate for envs the policy names or the snapshot has apps in.
 func (s *Snapshot) Resolve(env, name string) Answer {
 	name = strings.TrimSuffix(name, ".")
-	entry, ok := s.names.get(s.stringShard(name), name)
+	entry, ok := s.names.get(s.hashString(name), name)
 	if !ok {
 		return Answer{Chain: s.policy.Chain(env)}
 	}
@@ -88,7 +88,7 @@ func (s *Snapshot) EnvOf(client netip.Addr) (env string, how Classification) {
 	client = client.Unmap().WithZone("")
 	if client.IsValid() {
 		key := keyOf(client)
-		if o, _ := s.addrs.get(s.addrShard(key), key); o != nil && len(o.claimants) > 0 {
+		if o, _ := s.addrs.get(s.hashAddr(key), key); o != nil && len(o.claimants) > 0 {
 			if o.conflict {
 				return s.policy.defaultEnv, ByConflict
 			}
@@ -108,7 +108,7 @@ func (s *Snapshot) Reverse(a netip.Addr) []NameRef {
 		return nil
 	}
 	key := keyOf(a)
-	if o, _ := s.addrs.get(s.addrShard(key), key); o != nil {
+	if o, _ := s.addrs.get(s.hashAddr(key), key); o != nil {
 		return o.refs
 	}
 	return nil
@@ -118,7 +118,7 @@ func (s *Snapshot) Reverse(a netip.Addr) []NameRef {
 // not. name must be lower-case; a trailing dot is ignored.
 func (s *Snapshot) Claimed(name string) bool {
 	name = strings.TrimSuffix(name, ".")
-	_, ok := s.names.get(s.stringShard(name), name)
+	_, ok := s.names.get(s.hashString(name), name)
 	return ok
 }
 
@@ -127,7 +127,7 @@ func (s *Snapshot) Claimed(name string) bool {
 // non-terminals. name must be lower-case; a trailing dot is ignored.
 func (s *Snapshot) HasSuffix(name string) bool {
 	name = strings.TrimSuffix(name, ".")
-	count, _ := s.suffixes.get(s.stringShard(name), name)
+	count, _ := s.suffixes.get(s.hashString(name), name)
 	return count > 0
 }
 

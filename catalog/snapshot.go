@@ -125,7 +125,17 @@ type AddrConflict struct {
 // validate are left out and listed by Rejected; when two apps share an id
 // the later one wins.
 func Build(p *Policy, apps []marathon.Application) *Snapshot {
-	empty := &Snapshot{policy: p, seed: maphash.MakeSeed()}
+	empty := &Snapshot{
+		policy:   p,
+		seed:     maphash.MakeSeed(),
+		apps:     newTable[string, *app](shardsNames),
+		rejected: newTable[string, Rejection](shardsSmall),
+		names:    newTable[string, claims](shardsNames),
+		vhosts:   newTable[string, claims](shardsNames),
+		suffixes: newTable[string, int](shardsNames),
+		addrs:    newTable[addrKey, *owner](shardsAddrs),
+		envs:     newTable[string, int](shardsSmall),
+	}
 	return empty.Apply(apps, nil)
 }
 
@@ -233,13 +243,9 @@ func (s *Snapshot) Conflicts() []AddrConflict {
 	return out
 }
 
-func (s *Snapshot) stringShard(key string) int {
-	return int(maphash.String(s.seed, key) % shardCount)
-}
+func (s *Snapshot) hashString(key string) uint64 { return maphash.String(s.seed, key) }
 
-func (s *Snapshot) addrShard(key addrKey) int {
-	return int(maphash.Bytes(s.seed, key[:]) % shardCount)
-}
+func (s *Snapshot) hashAddr(key addrKey) uint64 { return maphash.Bytes(s.seed, key[:]) }
 
 // addrKey is an unmapped, zoneless address as 16 bytes: a key without
 // pointers, so that the garbage collector need not scan the address index.
@@ -249,53 +255,73 @@ func keyOf(a netip.Addr) addrKey { return a.Unmap().WithZone("").As16() }
 
 func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
 
-// shardCount is the number of shards of every table. 256 keeps a shard of a
-// 10,000-app cluster at a few dozen entries, so copying one is cheap.
-const shardCount = 256
+// Shards per table (powers of two): enough that a shard of a 10,000-app
+// cluster holds a few dozen entries, so that copying one is cheap. The
+// address index has a few entries per app (OAK_IP and every task's IP),
+// hence more shards.
+const (
+	shardsSmall = 64   // envs, rejected apps
+	shardsNames = 256  // apps, names, vhosts, name suffixes
+	shardsAddrs = 1024 // addresses
+)
 
-// table is a sharded map. Published tables are never written; an update
-// replaces the shards it touches with copies (see tableWriter).
+// table is a sharded map, keyed by a hash of the key (with the snapshot's
+// seed). Published tables are never written; an update replaces the shard
+// list and the shards it touches with copies (see tableWriter), so an
+// update costs the shards it writes, not the whole table.
 type table[K comparable, V any] struct {
-	shards [shardCount]map[K]V
+	shards []map[K]V // len is a power of two
 	n      int
 }
 
-func (t *table[K, V]) get(shard int, key K) (V, bool) {
-	v, ok := t.shards[shard][key]
+func newTable[K comparable, V any](shards int) table[K, V] {
+	return table[K, V]{shards: make([]map[K]V, shards)}
+}
+
+func (t *table[K, V]) shard(hash uint64) int { return int(hash & uint64(len(t.shards)-1)) }
+
+func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
+	v, ok := t.shards[t.shard(hash)][key]
 	return v, ok
 }
 
 // tableWriter writes to a table that shares its shards with a published
-// one: the first write to a shard copies it.
+// one: the first write copies the shard list, and the first write to a
+// shard copies the shard.
 type tableWriter[K comparable, V any] struct {
 	t     *table[K, V]
-	owned [shardCount]bool
+	owned []bool // nil until the first write
 }
 
-func (w *tableWriter[K, V]) own(shard int) map[K]V {
-	if !w.owned[shard] {
-		w.owned[shard] = true
-		w.t.shards[shard] = maps.Clone(w.t.shards[shard])
-		if w.t.shards[shard] == nil {
-			w.t.shards[shard] = make(map[K]V)
+func (w *tableWriter[K, V]) own(hash uint64) map[K]V {
+	if w.owned == nil {
+		w.t.shards = slices.Clone(w.t.shards)
+		w.owned = make([]bool, len(w.t.shards))
+	}
+	i := w.t.shard(hash)
+	if !w.owned[i] {
+		w.owned[i] = true
+		w.t.shards[i] = maps.Clone(w.t.shards[i])
+		if w.t.shards[i] == nil {
+			w.t.shards[i] = make(map[K]V)
 		}
 	}
-	return w.t.shards[shard]
+	return w.t.shards[i]
 }
 
-func (w *tableWriter[K, V]) put(shard int, key K, v V) {
-	m := w.own(shard)
+func (w *tableWriter[K, V]) put(hash uint64, key K, v V) {
+	m := w.own(hash)
 	if _, ok := m[key]; !ok {
 		w.t.n++
 	}
 	m[key] = v
 }
 
-func (w *tableWriter[K, V]) del(shard int, key K) {
-	if _, ok := w.t.shards[shard][key]; !ok {
+func (w *tableWriter[K, V]) del(hash uint64, key K) {
+	if _, ok := w.t.get(hash, key); !ok {
 		return
 	}
-	delete(w.own(shard), key)
+	delete(w.own(hash), key)
 	w.t.n--
 }
 
@@ -372,18 +398,18 @@ func (c idChange) apply(ids []string) []string {
 // replace sets the state of app id: accepted (a), rejected, or gone (both nil).
 func (u *update) replace(id string, a *app, rejection *Rejection) {
 	s := u.s
-	shard := s.stringShard(id)
-	if old, ok := s.apps.get(shard, id); ok {
+	hash := s.hashString(id)
+	if old, ok := s.apps.get(hash, id); ok {
 		u.changeApp(old, -1)
-		u.apps.del(shard, id)
+		u.apps.del(hash, id)
 	}
-	u.rejected.del(shard, id)
+	u.rejected.del(hash, id)
 	switch {
 	case a != nil:
-		u.apps.put(shard, id, a)
+		u.apps.put(hash, id, a)
 		u.changeApp(a, +1)
 	case rejection != nil:
-		u.rejected.put(shard, id, *rejection)
+		u.rejected.put(hash, id, *rejection)
 	}
 }
 
@@ -392,15 +418,15 @@ func (u *update) changeApp(a *app, sign int) {
 	s := u.s
 	s.tasks += sign * a.tasks
 	s.liveTasks += sign * a.liveTasks
-	envShard := s.stringShard(a.env)
-	count, _ := s.envs.get(envShard, a.env)
+	envHash := s.hashString(a.env)
+	count, _ := s.envs.get(envHash, a.env)
 	if count += sign; count > 0 {
 		if count == 1 && sign > 0 {
 			u.newEnvs[a.env] = true
 		}
-		u.envs.put(envShard, a.env, count)
+		u.envs.put(envHash, a.env, count)
 	} else {
-		u.envs.del(envShard, a.env)
+		u.envs.del(envHash, a.env)
 	}
 	for _, name := range a.names {
 		recordChange(u.nameChanges, name, a.env, a.id, sign)
@@ -444,38 +470,38 @@ func (u *update) addrChange(addr netip.Addr) *addrChange {
 func (u *update) finish() {
 	s := u.s
 	for name, byEnv := range u.nameChanges {
-		shard := s.stringShard(name)
-		old, existed := s.names.get(shard, name)
+		hash := s.hashString(name)
+		old, existed := s.names.get(hash, name)
 		next, exists := u.rebuildClaims(old, name, 0, byEnv)
 		switch {
 		case !exists && existed:
-			u.names.del(shard, name)
+			u.names.del(hash, name)
 			u.countSuffixes(name, -1)
 		case exists:
-			u.names.put(shard, name, next)
+			u.names.put(hash, name, next)
 			if !existed {
 				u.countSuffixes(name, +1)
 			}
 		}
 	}
 	for key, byEnv := range u.vhostChanges {
-		shard := s.stringShard(key)
-		old, _ := s.vhosts.get(shard, key)
+		hash := s.hashString(key)
+		old, _ := s.vhosts.get(hash, key)
 		host, port := splitVHostKey(key)
 		if next, exists := u.rebuildClaims(old, host, port, byEnv); exists {
-			u.vhosts.put(shard, key, next)
+			u.vhosts.put(hash, key, next)
 		} else {
-			u.vhosts.del(shard, key)
+			u.vhosts.del(hash, key)
 		}
 	}
 	for addr, change := range u.addrChanges {
 		key := keyOf(addr)
-		shard := s.addrShard(key)
-		old, _ := s.addrs.get(shard, key)
+		hash := s.hashAddr(key)
+		old, _ := s.addrs.get(hash, key)
 		if next := u.rebuildOwner(old, change); next != nil {
-			u.addrs.put(shard, key, next)
+			u.addrs.put(hash, key, next)
 		} else {
-			u.addrs.del(shard, key)
+			u.addrs.del(hash, key)
 		}
 	}
 }
@@ -512,7 +538,7 @@ func (u *update) rebuildClaims(old claims, name string, port uint16, changes map
 func (u *update) service(name, env string, ids []string) Service {
 	svc := Service{Name: name, Env: env}
 	for _, id := range ids {
-		a, _ := u.s.apps.get(u.s.stringShard(id), id)
+		a, _ := u.s.apps.get(u.s.hashString(id), id)
 		if a == nil || len(a.backends) == 0 {
 			continue
 		}
@@ -551,7 +577,7 @@ func (u *update) rebuildOwner(old *owner, change *addrChange) *owner {
 	s := u.s
 	next := &owner{backends: backends}
 	for i, id := range claimants {
-		a, _ := s.apps.get(s.stringShard(id), id)
+		a, _ := s.apps.get(s.hashString(id), id)
 		next.claimants = append(next.claimants, appEnv{id: id, env: a.env})
 		if i == 0 {
 			next.env = a.env
@@ -563,7 +589,7 @@ func (u *update) rebuildOwner(old *owner, change *addrChange) *owner {
 		next.env = ""
 	}
 	for _, id := range backends {
-		a, _ := s.apps.get(s.stringShard(id), id)
+		a, _ := s.apps.get(s.hashString(id), id)
 		for _, name := range a.names {
 			next.refs = append(next.refs, NameRef{Name: name, Env: a.env})
 		}
@@ -581,12 +607,12 @@ func (u *update) rebuildOwner(old *owner, change *addrChange) *owner {
 // countSuffixes adds delta to name and each of its ancestors.
 func (u *update) countSuffixes(name string, delta int) {
 	for suffix := name; ; {
-		shard := u.s.stringShard(suffix)
-		count, _ := u.s.suffixes.get(shard, suffix)
+		hash := u.s.hashString(suffix)
+		count, _ := u.s.suffixes.get(hash, suffix)
 		if count += delta; count > 0 {
-			u.suffixes.put(shard, suffix, count)
+			u.suffixes.put(hash, suffix, count)
 		} else {
-			u.suffixes.del(shard, suffix)
+			u.suffixes.del(hash, suffix)
 		}
 		dot := strings.IndexByte(suffix, '.')
 		if dot < 0 {
