@@ -94,7 +94,10 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	return m.write(w, r, &q, &res)
 }
 
-// answer decides the reply to q from snapshot.
+// answer decides the reply to q from snapshot. The query and the request
+// go by pointer down the handler: each query runs on a new goroutine with
+// a small stack, and copies of them in every frame made each query grow
+// its stack once more (a copy of the whole stack; see BENCHMARKS.md).
 func (m *Marathon) answer(snapshot *catalog.Snapshot, q *query, state *request.Request) reply {
 	name := strings.TrimSuffix(q.qname, ".")
 	switch {
@@ -292,7 +295,8 @@ func (m *Marathon) reverse(snapshot *catalog.Snapshot, q *query) reply {
 // write sends res as the reply to r. Truncation to the client's buffer is
 // left to the server's ScrubWriter, as in every CoreDNS plugin.
 func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q *query, res *reply) (int, error) {
-	// The message and its question in one allocation.
+	// What msg.SetRcode(r, res.rcode) makes, with the message and its
+	// question in one allocation (TestReplyHeader holds them equal).
 	buf := new(struct {
 		msg      dns.Msg
 		question [1]dns.Question
