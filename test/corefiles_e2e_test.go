@@ -34,9 +34,8 @@ func TestPerEnvCorefile(t *testing.T) {
 	digPath := testutil.RequireTool(t, "dig")
 	url, client := startSim(t)
 	deploySeed(t, client)
-	port := freePort(t)
 	const integrationDNS, featureDNS = "127.0.0.53", "127.0.0.54"
-	startCoreDNS(t, readExample(t, "per-env.Corefile"), port, "MARATHON_URL="+url,
+	_, port := startCoreDNS(t, readExample(t, "per-env.Corefile"), "MARATHON_URL="+url,
 		"OAK_BIND_INTEGRATION="+integrationDNS, "OAK_BIND_FEATURE_LOGIN="+featureDNS)
 	waitSynced(t, fmt.Sprintf("%s:%d", featureDNS, port), "db1.db.example.com")
 
@@ -62,8 +61,7 @@ func TestForwardCorefile(t *testing.T) {
 
 	// Before the first sync (Marathon unreachable): SERVFAIL in example.com,
 	// never production's answer; other zones are forwarded.
-	port := freePort(t)
-	startCoreDNS(t, readExample(t, "by-client-forward.Corefile"), port,
+	_, port := startCoreDNS(t, readExample(t, "by-client-forward.Corefile"),
 		"MARATHON_URL=http://"+closedAddr(t), "OAK_UPSTREAM="+upstream)
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", nil, "192.0.2.90")
 	for _, name := range []string{"redis1.db.example.com", "www.example.com"} {
@@ -74,8 +72,7 @@ func TestForwardCorefile(t *testing.T) {
 
 	url, client := startSim(t)
 	deploySeed(t, client)
-	port = freePort(t)
-	startCoreDNS(t, readExample(t, "by-client-forward.Corefile"), port,
+	_, port = startCoreDNS(t, readExample(t, "by-client-forward.Corefile"),
 		"MARATHON_URL="+url, "OAK_UPSTREAM="+upstream)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
@@ -121,8 +118,7 @@ func TestOfflineCorefile(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "apps.json")
 	writeFile(t, file, full)
-	port := freePort(t)
-	dnsd := startCoreDNS(t, readExample(t, "offline.Corefile"), port, "OAK_APPS_FILE="+file)
+	dnsd, port := startCoreDNS(t, readExample(t, "offline.Corefile"), "OAK_APPS_FILE="+file)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
 

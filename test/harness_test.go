@@ -184,14 +184,47 @@ func deploySeed(t *testing.T, client marathon.Marathon) {
 	}
 }
 
-// startCoreDNS writes corefile to a temp dir and starts bin/coredns on port.
-func startCoreDNS(t *testing.T, corefile string, port int, env ...string) *process {
+// startCoreDNS writes corefile to a temp dir, starts bin/coredns on a free
+// port and returns it with the port once CoreDNS has bound it. The port
+// can still be taken between freePort's check and CoreDNS's bind; CoreDNS
+// then exits, and it is started again on another port.
+func startCoreDNS(t *testing.T, corefile string, env ...string) (*process, int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return start(t, env, "coredns", "-conf", path, "-dns.port", fmt.Sprint(port))
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		p := start(t, env, "coredns", "-conf", path, "-dns.port", fmt.Sprint(port))
+		err := p.waitOutput("CoreDNS-", 30*time.Second) // the banner, printed once every server listens
+		if err == nil {
+			return p, port
+		}
+		if attempt == 3 || !strings.Contains(p.output(), "address already in use") {
+			t.Fatalf("coredns did not start: %v\n%s", err, p.output())
+		}
+		t.Logf("port %d was taken before CoreDNS bound it; trying another", port)
+	}
+}
+
+// waitOutput waits until the process has written s, and fails when it
+// exits or d passes first.
+func (p *process) waitOutput(s string, d time.Duration) error {
+	deadline := time.After(d)
+	for !strings.Contains(p.output(), s) {
+		select {
+		case <-p.done:
+			if strings.Contains(p.output(), s) {
+				return nil
+			}
+			return fmt.Errorf("exited before writing %q", s)
+		case <-deadline:
+			return fmt.Errorf("did not write %q within %s", s, d)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // exchange sends one query with miekg/dns (used only to wait for readiness;

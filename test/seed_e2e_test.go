@@ -26,8 +26,7 @@ func TestSeedFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	startCoreDNS(t, string(corefile), port, "MARATHON_URL="+url)
+	_, port := startCoreDNS(t, string(corefile), "MARATHON_URL="+url)
 	server := fmt.Sprintf("127.0.0.1:%d", port)
 	waitSynced(t, server, "db1.db.example.com")
 
