@@ -316,3 +316,27 @@ func TestConcurrentReads(t *testing.T) {
 		t.Errorf("last Apply not visible: %+v", got)
 	}
 }
+
+// TestClaimsFind: an env's claims are found by a scan in short lists and a
+// binary search in long ones (a name every feature env runs).
+func TestClaimsFind(t *testing.T) {
+	for _, n := range []int{0, 1, 8, 9, 40} {
+		var c claims
+		for i := range n {
+			c.envs = append(c.envs, envClaims{env: fmt.Sprintf("feature-%03d", i*2)})
+		}
+		for i := range 2*n + 1 {
+			env := fmt.Sprintf("feature-%03d", i)
+			got := c.find(env)
+			if want := i%2 == 0 && i < 2*n; (got != nil) != want {
+				t.Fatalf("%d envs: find(%s) = %v, want found %v", n, env, got, want)
+			}
+			if got != nil && got.env != env {
+				t.Fatalf("%d envs: find(%s) returned %s", n, env, got.env)
+			}
+		}
+		if c.find("") != nil || c.find("zzz") != nil {
+			t.Fatalf("%d envs: found an env not in the list", n)
+		}
+	}
+}
