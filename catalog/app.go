@@ -27,6 +27,15 @@ type app struct {
 	liveTasks int          // running tasks that pass their health checks
 }
 
+// equal reports whether a and b hold the same data (TestAppEqual keeps it
+// in step with the fields).
+func (a *app) equal(b *app) bool {
+	return a.id == b.id && a.env == b.env &&
+		slices.Equal(a.names, b.names) && slices.Equal(a.vhosts, b.vhosts) && slices.Equal(a.ports, b.ports) &&
+		slices.Equal(a.backends, b.backends) && slices.Equal(a.claimed, b.claimed) &&
+		a.tasks == b.tasks && a.liveTasks == b.liveTasks
+}
+
 // newApp turns a Marathon application into an app, or says why it is left
 // out. The application is read, never kept.
 func newApp(p *Policy, a *marathon.Application) (*app, *Rejection) {

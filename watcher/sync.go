@@ -86,7 +86,13 @@ func (w *Watcher) fullSync(s *session) error {
 	if list == nil {
 		return errors.New("full sync: empty response")
 	}
-	snapshot := catalog.Build(w.cfg.Policy, list.Apps)
+	// The first sync builds; later ones keep what did not change.
+	var snapshot *catalog.Snapshot
+	if current := w.snapshot.Load(); current != nil {
+		snapshot = current.Sync(list.Apps)
+	} else {
+		snapshot = catalog.Build(w.cfg.Policy, list.Apps)
+	}
 	w.publish(snapshot)
 	w.known.reset(list.Apps)
 	w.synced("full", len(list.Apps), start)
