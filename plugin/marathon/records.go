@@ -40,40 +40,32 @@ func (m *Marathon) soa(zone string) *dns.SOA {
 }
 
 // addresses returns A (rrtype A), AAAA (AAAA) or both (ANY) records for
-// addrs, owned by owner. The records and their addresses share one
-// allocation; so does the slice when there is one address, the common
-// answer.
+// addrs, owned by owner.
 func (m *Marathon) addresses(owner string, addrs []netip.Addr, rrtype uint16) []dns.RR {
-	recs := make([]addrRecord, len(addrs))
-	var out []dns.RR
-	if len(addrs) == 1 {
-		out = recs[0].out[:0]
-	} else {
-		out = make([]dns.RR, 0, len(addrs))
+	if len(addrs) == 1 && addrs[0].Is4() && rrtype != dns.TypeAAAA {
+		// The common answer, one IPv4 address, in one allocation.
+		r := new(struct {
+			a   dns.A
+			ip  [4]byte
+			out [1]dns.RR
+		})
+		r.ip = addrs[0].As4()
+		r.a = dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(r.ip[:])}
+		r.out[0] = &r.a
+		return r.out[:]
 	}
-	for i, addr := range addrs {
-		rec := &recs[i]
+	records := make([]dns.RR, 0, len(addrs))
+	for _, addr := range addrs {
 		switch {
 		case addr.Is4() && rrtype != dns.TypeAAAA:
-			rec.ip = addr.As16()
-			rec.a = dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(rec.ip[12:])}
-			out = append(out, &rec.a)
+			a4 := addr.As4()
+			records = append(records, &dns.A{Hdr: m.header(owner, dns.TypeA), A: net.IP(a4[:])})
 		case addr.Is6() && rrtype != dns.TypeA:
-			rec.ip = addr.As16()
-			rec.aaaa = dns.AAAA{Hdr: m.header(owner, dns.TypeAAAA), AAAA: net.IP(rec.ip[:])}
-			out = append(out, &rec.aaaa)
+			a16 := addr.As16()
+			records = append(records, &dns.AAAA{Hdr: m.header(owner, dns.TypeAAAA), AAAA: net.IP(a16[:])})
 		}
 	}
-	return out
-}
-
-// addrRecord is room for the A or AAAA record of one address, with the
-// address's bytes.
-type addrRecord struct {
-	a    dns.A
-	aaaa dns.AAAA
-	ip   [16]byte
-	out  [1]dns.RR // the answer slice when there is one address
+	return records
 }
 
 // localAddress returns the address the query was sent to as an A or AAAA
