@@ -8,8 +8,9 @@
 // (a tombstone set keeps a reordered late TASK_RUNNING from bringing back a
 // dead task), which spares a REST request per task change. A storm of events
 // is coalesced into a bounded number of requests and one snapshot per batch,
-// and turns into one full resync when too many apps are dirty. A full resync (GET /v2/apps?embed=apps.tasks)
-// happens at start-up after the event stream is attached, on every stream
+// and turns into one full resync when too many apps are dirty. A full
+// resync (GET /v2/apps?embed=apps.tasks, applied to the current snapshot
+// with catalog's Sync) happens at start-up after the event stream is attached, on every stream
 // (re)connection, on a period, on demand, and after REST errors once
 // Marathon answers again. When Marathon is unreachable the last snapshot is
 // kept: an error never publishes an empty view.
@@ -18,8 +19,11 @@
 // owns: it ties every connection to Run's lifetime (the library has no
 // Close and never ends its event stream), gives REST calls a deadline
 // without cutting the stream, and reports the stream's disconnects, which
-// the library only logs. Changed lets a consumer wait for the next
-// snapshot instead of polling.
+// the library only logs. With several masters, a stream that stays down
+// (go-marathon keeps it pinned to the master it first reached) makes the
+// watcher replace its go-marathon client, whose stream goes to a master
+// that answers (Config.StreamFailover). Changed lets a consumer wait for
+// the next snapshot instead of polling.
 //
 // A FileSource serves the same snapshots from a /v2/apps?embed=apps.tasks
 // dump on disk, for offline use, and reloads it when it changes.

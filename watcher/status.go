@@ -28,6 +28,7 @@ type statusBook struct {
 	lastErr    error
 	streamUp   bool
 	streamSeen bool
+	downSince  time.Time // when the stream last went down after being up; zero while up
 	reconnects uint64
 	syncs      uint64
 	failures   uint64
@@ -69,8 +70,34 @@ func (b *statusBook) stream(up bool) (reconnect bool) {
 		}
 		b.streamSeen = true
 	}
+	switch {
+	case up:
+		b.downSince = time.Time{}
+	case b.streamUp:
+		b.downSince = time.Now()
+	}
 	b.streamUp = up
 	return reconnect
+}
+
+// streamDownFor is how long the stream has been down since it was last
+// up; 0 while it is up or before it ever was.
+func (b *statusBook) streamDownFor(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.streamUp || b.downSince.IsZero() {
+		return 0
+	}
+	return now.Sub(b.downSince)
+}
+
+// failedOver forgets the old client's stream: the new client's stream has
+// not been up yet.
+func (b *statusBook) failedOver() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.streamUp = false
+	b.downSince = time.Time{}
 }
 
 func (b *statusBook) read(snapshot *catalog.Snapshot) Status {

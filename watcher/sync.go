@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,13 +13,13 @@ import (
 )
 
 // step subscribes to events if not yet done, then syncs what is pending.
-func (w *Watcher) step(ctx context.Context, s *session) error {
+func (w *Watcher) step(s *session) error {
 	var subErr error
 	if s.events == nil {
 		// Subscribe before listing, so that no change falls between the
 		// list and the stream (MARATHON.md §3). A failure does not stop the
 		// sync: a REST view is better than none, and the retry subscribes.
-		if err := w.subscribe(ctx, s); err != nil {
+		if err := w.subscribe(s); err != nil {
 			subErr = fmt.Errorf("subscribe to events: %w", err)
 		}
 	}
@@ -61,7 +60,7 @@ func (w *Watcher) partialTooBig(n int) bool {
 	return n > fetchParallelism && 2*n > stats.Apps+stats.Rejected
 }
 
-func (w *Watcher) subscribe(ctx context.Context, s *session) error {
+func (w *Watcher) subscribe(s *session) error {
 	events, err := s.client.AddEventsListener(eventFilter)
 	if err != nil {
 		return err
@@ -70,7 +69,7 @@ func (w *Watcher) subscribe(ctx context.Context, s *session) error {
 	s.drained = make(chan struct{})
 	go func() {
 		defer close(s.drained)
-		drain(ctx, events, newEventMapper(), w.pending)
+		drain(s.life, events, newEventMapper(), w.pending)
 	}()
 	return nil
 }

@@ -25,6 +25,7 @@ const (
 	DefaultRetryMin       = 250 * time.Millisecond
 	DefaultRetryMax       = 10 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
+	DefaultStreamFailover = 15 * time.Second
 )
 
 // fetchParallelism bounds concurrent GET /v2/apps/{id} of a partial sync.
@@ -56,6 +57,13 @@ type Config struct {
 	// RequestTimeout bounds one REST exchange, body included (never the
 	// event stream); default 30s.
 	RequestTimeout time.Duration
+	// StreamFailover is how long the event stream may stay down, when
+	// there are several Endpoints, before the watcher replaces its
+	// go-marathon client: v0.7.1 keeps reconnecting the stream to the
+	// master it first chose, even when that master is gone (MARATHON.md
+	// §1.5 item 5), and a new client streams from one that answers.
+	// Default 15s.
+	StreamFailover time.Duration
 }
 
 // Watcher follows Marathon and publishes catalog snapshots. Create it with
@@ -102,6 +110,7 @@ func New(cfg Config) (*Watcher, error) {
 	setDefault(&cfg.RetryMin, DefaultRetryMin)
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&cfg.StreamFailover, DefaultStreamFailover)
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = cfg.RetryMin
 	}
@@ -161,8 +170,9 @@ func (w *Watcher) publish(s *catalog.Snapshot) {
 }
 
 // newSession makes a go-marathon client whose every connection ends with
-// life.
-func (w *Watcher) newSession(life context.Context) (*session, error) {
+// parent or with the session's close.
+func (w *Watcher) newSession(parent context.Context) (*session, error) {
+	life, cancel := context.WithCancel(parent)
 	tr := newTransport(life, w.cfg.RequestTimeout, fetchParallelism, w.cfg.Token != "", streamHooks{up: w.streamUp, down: w.streamDown})
 	client, err := marathon.NewClient(marathon.Config{
 		URL:               w.url,
@@ -174,17 +184,34 @@ func (w *Watcher) newSession(life context.Context) (*session, error) {
 		HTTPClient:        tr.client(),
 	})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("watcher: %w", err)
 	}
-	return &session{client: client, transport: tr}, nil
+	return &session{client: client, transport: tr, life: life, cancel: cancel}, nil
 }
 
 // session is one go-marathon client and what hangs off it.
 type session struct {
 	client    marathon.Marathon
 	transport *transport
+	life      context.Context        // done when the session is closed
+	cancel    context.CancelFunc     // closes the session
 	events    marathon.EventsChannel // nil until subscribed
 	drained   chan struct{}          // closed when the event reader is done
+}
+
+// close unregisters the listener (go-marathon closes the channel once its
+// pending deliveries end), then cuts every connection of the session and
+// waits for its event reader.
+func (s *session) close() {
+	if s.events != nil {
+		s.client.RemoveEventsListener(s.events)
+	}
+	s.cancel()
+	s.transport.close()
+	if s.drained != nil {
+		<-s.drained
+	}
 }
 
 // Run follows Marathon until ctx is done, then stops its goroutines and
@@ -204,18 +231,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.log.Info("marathon watcher starting", "endpoints", w.url, "resync", w.cfg.Resync)
 
-	w.loop(life, s)
-
-	// Shut down: unregister the listener (go-marathon closes the channel
-	// once its pending deliveries end), then cut every connection.
-	if s.events != nil {
-		s.client.RemoveEventsListener(s.events)
-	}
-	stop()
-	s.transport.close()
-	if s.drained != nil {
-		<-s.drained
-	}
+	s = w.loop(life, s)
+	s.close()
 	w.log.Info("marathon watcher stopped")
 	return nil
 }
@@ -224,9 +241,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 // batching window after the first mark of the batch), the resync period, or
 // the end of a backoff. Syncs run one at a time; marks made meanwhile form
 // the next batch, so a storm costs at most one sync per window or per sync.
-func (w *Watcher) loop(ctx context.Context, s *session) {
+// It also replaces the session when the event stream stays down (see
+// Config.StreamFailover), and returns the session it ends with.
+func (w *Watcher) loop(ctx context.Context, s *session) *session {
 	resync := time.NewTicker(w.cfg.Resync)
 	defer resync.Stop()
+	var failoverC <-chan time.Time
+	if len(w.cfg.Endpoints) > 1 {
+		failover := time.NewTicker(w.cfg.StreamFailover / 4)
+		defer failover.Stop()
+		failoverC = failover.C
+	}
 	retry := time.NewTimer(0) // the first sync is immediate
 	backingOff := true
 	failures := 0
@@ -243,21 +268,26 @@ func (w *Watcher) loop(ctx context.Context, s *session) {
 		select {
 		case <-ctx.Done():
 			retry.Stop()
-			return
+			return s
 		case <-resync.C:
 			w.pending.mark(nil, true)
 			continue // acted on through kick (or at the end of the backoff)
+		case <-failoverC:
+			if down := w.status.streamDownFor(time.Now()); down >= w.cfg.StreamFailover {
+				s = w.failover(ctx, s, down)
+			}
+			continue
 		case <-retryC:
 			backingOff = false
 		case <-kick:
 			if !sleepCtx(ctx, time.Until(w.pending.batchDue(w.cfg.BatchWindow))) {
-				return
+				return s
 			}
 		}
 
-		err := w.step(ctx, s)
+		err := w.step(s)
 		if ctx.Err() != nil {
-			return
+			return s
 		}
 		if err == nil {
 			failures = 0
@@ -271,6 +301,25 @@ func (w *Watcher) loop(ctx context.Context, s *session) {
 		retry.Reset(delay)
 		backingOff = true
 	}
+}
+
+// failover replaces s with a new session, whose stream goes to a master
+// that answers (the new client's REST calls mark dead masters down before
+// it subscribes again), and asks for a full resync, which subscribes. It
+// keeps s when a new client cannot be made. The old client's stream reader
+// cannot be stopped (MARATHON.md §1.5 item 4): like at shutdown, it is left
+// asleep in its reconnect backoff, its connections cut.
+func (w *Watcher) failover(ctx context.Context, s *session, down time.Duration) *session {
+	next, err := w.newSession(ctx)
+	if err != nil {
+		w.log.Error("marathon event stream failover failed", "err", err)
+		return s
+	}
+	w.log.Warn("marathon event stream down; failing over with a new client", "down_for", down.Round(time.Millisecond))
+	s.close()
+	w.status.failedOver()
+	w.pending.mark(nil, true)
+	return next
 }
 
 // backoff is exponential from min, capped at max, with jitter in [d/2, d)

@@ -559,6 +559,32 @@ func TestWatcherHAAndAuth(t *testing.T) {
 	}
 }
 
+// TestWatcherStreamFailover: the master whose event stream the watcher
+// follows dies for good. go-marathon v0.7.1 would keep reconnecting the
+// stream to it; after StreamFailover the watcher streams from the other
+// master, so a change there arrives as an event (the periodic resync is an
+// hour away). With failover off the same change would never be seen.
+func TestWatcherStreamFailover(t *testing.T) {
+	opts := fastSim()
+	opts.Apps = appsJSON(2, 1)
+	first := startSim(t, opts)
+	second := startSim(t, opts)
+	w := newWatcher(t, []string{first.url, second.url}, func(c *Config) { c.StreamFailover = 300 * time.Millisecond })
+	runWatcher(t, w)
+	waitFor(t, "initial sync", w.Ready)
+	waitFor(t, "stream connected", func() bool { return w.Status().Connected })
+
+	first.down()
+	waitFor(t, "stream down", func() bool { return !w.Status().Connected })
+	waitFor(t, "stream connected to the other master", func() bool { return w.Status().Connected })
+
+	d := newDriver(t, second.url)
+	d.call(http.MethodPost, "/v2/apps", appDef("/after-failover", 1, "failover.example.com", false))
+	waitFor(t, "the change, from the event stream", func() bool {
+		return len(served(w.Snapshot(), "failover.example.com")) == 1
+	})
+}
+
 // TestWatcherDCOSToken: REST and the event stream both go under /marathon
 // with the token (go-marathon forgets the prefix on the stream).
 func TestWatcherDCOSToken(t *testing.T) {
