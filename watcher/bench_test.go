@@ -44,12 +44,15 @@ type pendingChange struct {
 // later one is.
 // pace hands change numbers 0..n-1 to the workers' queues at one per
 // millisecond (1,000/s), all changes of one app to the same worker, then
-// closes the queues.
+// closes the queues. Change k is due k ms after the start: a late hand-off
+// is caught up at once rather than lost, as a ticker's dropped ticks would
+// be.
 func pace(n, apps int, queues []chan int) {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
+	start := time.Now()
 	for k := range n {
-		<-tick.C
+		if d := time.Until(start.Add(time.Duration(k) * time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
 		queues[k%apps%len(queues)] <- k
 	}
 	for _, q := range queues {
