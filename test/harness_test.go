@@ -28,6 +28,7 @@ import (
 	marathon "github.com/gambol99/go-marathon"
 	"github.com/miekg/dns"
 
+	"github.com/oakdns/oak/internal/poll"
 	"github.com/oakdns/oak/internal/seed"
 )
 
@@ -346,17 +347,7 @@ func simAdmin(t *testing.T, simURL, op string, body map[string]any) {
 // deadline. The deadline is a guard against hanging, not a measurement.
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := poll.Until(context.Background(), what, 60*time.Second, 50*time.Millisecond, cond); err != nil {
+		t.Fatal(err)
 	}
 }

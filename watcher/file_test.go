@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/internal/poll"
 )
 
 func appsBody(names ...string) string {
@@ -51,12 +53,14 @@ func writeFile(t *testing.T, path, body string, age time.Duration) {
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	err := poll.Until(context.Background(), what, 20*time.Second, 2*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(2 * time.Millisecond)
+		return errors.New("timed out")
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +18,8 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	gomarathon "github.com/gambol99/go-marathon"
 	"github.com/miekg/dns"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 func TestMain(m *testing.M) {
@@ -165,13 +169,15 @@ func exchange(t *testing.T, network, server, client, qname string, qtype uint16)
 // which it answers until the source's first load.
 func waitSynced(t *testing.T, server string) {
 	t.Helper()
-	for range 200 {
-		if resp := exchange(t, "udp", server, "127.0.0.1", "app1.example.com.", dns.TypeA); resp.Rcode != dns.RcodeServerFailure {
-			return
+	err := poll.Until(context.Background(), "the plugin to load its apps file", 10*time.Second, 50*time.Millisecond, func() error {
+		if resp := exchange(t, "udp", server, "127.0.0.1", "app1.example.com.", dns.TypeA); resp.Rcode == dns.RcodeServerFailure {
+			return errors.New("SERVFAIL")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the plugin never loaded its apps file")
 }
 
 func addresses(m *dns.Msg) []string {

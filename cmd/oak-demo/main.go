@@ -31,6 +31,7 @@ import (
 	marathon "github.com/gambol99/go-marathon"
 	"github.com/miekg/dns"
 
+	"github.com/oakdns/oak/internal/poll"
 	"github.com/oakdns/oak/internal/seed"
 )
 
@@ -69,7 +70,7 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 	cfg.HTTPClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Second}}
 	// Wait for the simulator before go-marathon sees it: go-marathon marks a
 	// member that refuses a connection down for its 5 s ping cycle.
-	if err := poll(ctx, "the Marathon simulator", func() error {
+	if err := poll.Until(ctx, "the Marathon simulator", pollLimit, pollInterval, func() error {
 		resp, err := cfg.HTTPClient.Get(marathonURL + "/ping")
 		if err == nil {
 			resp.Body.Close()
@@ -97,7 +98,7 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 
 	server := fmt.Sprintf("127.0.0.1:%d", dnsPort)
 	fmt.Printf("== CoreDNS with the marathon plugin at %s (%s)\n", server, corefile)
-	if err := poll(ctx, "CoreDNS's first sync", func() error {
+	if err := poll.Until(ctx, "CoreDNS's first sync", pollLimit, pollInterval, func() error {
 		_, rcode, err := query(server, "", "db1.db.example.com", dns.TypeA)
 		if err == nil && rcode != dns.RcodeSuccess {
 			err = fmt.Errorf("rcode %s", dns.RcodeToString[rcode])
@@ -141,7 +142,7 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 	if _, err := client.DeleteApplication("/feature-login/redis1", false); err != nil {
 		return err
 	}
-	if err := poll(ctx, "the fallback", func() error {
+	if err := poll.Until(ctx, "the fallback", pollLimit, pollInterval, func() error {
 		addrs, _, err := query(server, seed.FeatureClient, "redis1.db.example.com", dns.TypeA)
 		if err == nil && !slices.Equal(addrs, []string{"10.199.45.21"}) {
 			err = fmt.Errorf("still %v", addrs)
@@ -197,24 +198,11 @@ func query(server, from, name string, qtype uint16) ([]string, int, error) {
 	return out, r.Rcode, nil
 }
 
-// poll retries f until it succeeds, ctx ends, or a generous deadline passes.
-func poll(ctx context.Context, what string, f func() error) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+// How the demo waits for its processes and for Marathon's changes to show.
+const (
+	pollLimit    = 60 * time.Second
+	pollInterval = 100 * time.Millisecond
+)
 
 // child is a process the demo started; its output goes to a log file so the
 // show stays readable.

@@ -5,10 +5,13 @@
 package seed
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 // Env names used by the seed topology.
@@ -101,15 +104,14 @@ func Deploy(client marathon.Marathon, prefix string, timeout time.Duration) erro
 			return fmt.Errorf("wait for %s: %w", app.ID, err)
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll.Until(context.Background(), "deployments to end", timeout, 20*time.Millisecond, func() error {
 		deployments, err := client.Deployments()
-		if err == nil && len(deployments) == 0 {
-			return nil
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("deployments still running after %s: %v %v", timeout, deployments, err)
+		if len(deployments) > 0 {
+			return fmt.Errorf("%d still running: %v", len(deployments), deployments)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

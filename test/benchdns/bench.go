@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 // server is one running CoreDNS under test.
@@ -90,7 +92,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 	if err != nil {
 		return err
 	}
-	if err := waitFor(ctx, "marathon-sim", 30*time.Second, func() error {
+	if err := poll.Until(ctx, "marathon-sim", 30*time.Second, 50*time.Millisecond, func() error {
 		if err := sim.exited(); err != nil {
 			return err
 		}
@@ -291,7 +293,7 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 	// The plugin must have followed the simulator: once the churn stops,
 	// every sampled name answers as before.
 	settled := time.Now()
-	if err := waitFor(ctx, "marathon to settle after the churn", 30*time.Second, func() error {
+	if err := poll.Until(ctx, "marathon to settle after the churn", 30*time.Second, 50*time.Millisecond, func() error {
 		return checkAnswers(ctx, servers, topo, mix, false)
 	}); err != nil {
 		return nil, err
@@ -387,7 +389,7 @@ func query(s *server, from netip.Addr, name string, qtype uint16) (*dns.Msg, err
 // waitAnswer waits until s answers a's name with a's address for client
 // (for marathon: after the first full sync; SERVFAIL before).
 func waitAnswer(ctx context.Context, s *server, client netip.Addr, a benchApp) error {
-	return waitFor(ctx, "coredns "+s.label+" to answer "+a.Name, 60*time.Second, func() error {
+	return poll.Until(ctx, "coredns "+s.label+" to answer "+a.Name, 60*time.Second, 50*time.Millisecond, func() error {
 		if err := s.proc.exited(); err != nil {
 			return err
 		}
@@ -444,26 +446,6 @@ func checkAnswers(ctx context.Context, servers map[string]*server, topo *topolog
 	}
 	logf("checked %d answers: hosts and marathon agree; %s", n, strings.TrimSpace(strings.SplitN(r.Answer[0].String(), "TXT", 2)[1]))
 	return nil
-}
-
-// waitFor polls cond every 50ms until it returns nil, ctx ends or limit
-// passes.
-func waitFor(ctx context.Context, what string, limit time.Duration, cond func() error) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func logf(format string, args ...any) {

@@ -1,0 +1,30 @@
+// Package poll waits for a condition by asking it again and again: for the
+// programs and tests that watch a real process or server come round.
+package poll
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Until calls cond every interval until it returns nil, ctx ends or limit
+// passes. The error names what was awaited and wraps cond's last error (or
+// is ctx's error).
+func Until(ctx context.Context, what string, limit, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
