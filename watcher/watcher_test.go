@@ -189,6 +189,18 @@ func appsJSON(n, tasks int) []byte {
 	return b.Bytes()
 }
 
+// syncedWatcher starts a simulator with opts, a driver for it, and a
+// watcher of it (tweaked) that has made its first sync.
+func syncedWatcher(t testing.TB, opts marathonsim.Options, tweak func(*Config)) (*simServer, *driver, *Watcher) {
+	t.Helper()
+	s := startSim(t, opts)
+	d := newDriver(t, s.url)
+	w := newWatcher(t, []string{s.url}, tweak)
+	runWatcher(t, w)
+	waitFor(t, "initial sync", w.Ready)
+	return s, d, w
+}
+
 // runWatcher starts w.Run and returns a function that stops it and waits.
 func runWatcher(t testing.TB, w *Watcher) (stop func()) {
 	t.Helper()
@@ -391,11 +403,7 @@ func TestWatcherFollowsChanges(t *testing.T) {
 func TestWatcherResyncOnDemandAndPeriodic(t *testing.T) {
 	opts := fastSim()
 	opts.Apps = appsJSON(2, 1)
-	s := startSim(t, opts)
-	d := newDriver(t, s.url)
-	w := newWatcher(t, []string{s.url}, func(c *Config) { c.Resync = 50 * time.Millisecond })
-	runWatcher(t, w)
-	waitFor(t, "initial sync", w.Ready)
+	s, d, w := syncedWatcher(t, opts, func(c *Config) { c.Resync = 50 * time.Millisecond })
 
 	// Changes whose events are lost are found by the periodic resync.
 	s.sim.DropEvents(1 << 30)
@@ -416,11 +424,7 @@ func TestWatcherStreamDropMidBurst(t *testing.T) {
 	const apps, changes = 20, 1000
 	opts := fastSim()
 	opts.Apps = appsJSON(apps, 1)
-	s := startSim(t, opts)
-	d := newDriver(t, s.url)
-	w := newWatcher(t, []string{s.url}, nil)
-	runWatcher(t, w)
-	waitFor(t, "initial sync", w.Ready)
+	s, d, w := syncedWatcher(t, opts, nil)
 	waitFor(t, "stream connected", func() bool { return w.Status().Connected })
 
 	var wg sync.WaitGroup
@@ -473,11 +477,7 @@ func TestWatcherStreamDropMidBurst(t *testing.T) {
 func TestWatcherKeepsViewOn5xx(t *testing.T) {
 	opts := fastSim()
 	opts.Apps = appsJSON(5, 2)
-	s := startSim(t, opts)
-	d := newDriver(t, s.url)
-	w := newWatcher(t, []string{s.url}, nil)
-	runWatcher(t, w)
-	waitFor(t, "initial sync", w.Ready)
+	s, d, w := syncedWatcher(t, opts, nil)
 
 	d.call(http.MethodPost, "/v2/apps", appDef("/during", 1, "during.example.com", false))
 	waitFor(t, "create seen", func() bool { return len(served(w.Snapshot(), "during.example.com")) == 1 })
@@ -510,11 +510,7 @@ func TestWatcherKeepsViewOn5xx(t *testing.T) {
 func TestWatcherKeepsViewOnOutage(t *testing.T) {
 	opts := fastSim()
 	opts.Apps = appsJSON(5, 2)
-	s := startSim(t, opts)
-	d := newDriver(t, s.url)
-	w := newWatcher(t, []string{s.url}, nil)
-	runWatcher(t, w)
-	waitFor(t, "initial sync", w.Ready)
+	s, d, w := syncedWatcher(t, opts, nil)
 	waitFor(t, "stream connected", func() bool { return w.Status().Connected })
 	// The resync that the stream's attach event asks for may still publish
 	// an equal snapshot, so compare contents, not pointers.
