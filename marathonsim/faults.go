@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 // faultState holds the injected faults. It has its own lock so that faults
@@ -64,7 +66,7 @@ func (f *faultState) delayRequest(ctx context.Context) bool {
 	f.mu.Lock()
 	d := f.delay
 	f.mu.Unlock()
-	return sleep(ctx, d)
+	return poll.Sleep(ctx, d)
 }
 
 // DropStreams disconnects every event stream client; the listener stays up

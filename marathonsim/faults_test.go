@@ -10,6 +10,8 @@ import (
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 func get(t *testing.T, url string) *http.Response {
@@ -74,15 +76,11 @@ func TestFailREST(t *testing.T) {
 		t.Fatalf("go-marathon after 5xx: %v, want ErrMarathonDown", err)
 	}
 	// go-marathon's /ping brings the member back; then calls work again.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		if _, err := f.client.Applications(nil); err == nil {
-			break
-		}
-		if !sleep(ctx, 10*time.Millisecond) {
-			t.Fatal("go-marathon never recovered")
-		}
+	if err := poll.Until(context.Background(), "go-marathon to recover", 10*time.Second, 10*time.Millisecond, func() error {
+		_, err := f.client.Applications(nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	f.sim.FailREST(RESTFault{Count: 1, Status: http.StatusInternalServerError, IncludePing: true})
 	if resp := get(t, f.srv.URL+"/ping"); resp.StatusCode != http.StatusInternalServerError {

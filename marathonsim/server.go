@@ -108,21 +108,6 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // nowVersion returns a version timestamp strictly after the previous one.
 // s.mu must be held.
 func (s *Server) nowVersion() string {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/oakdns/oak/internal/poll"
 )
 
 // launchLocked starts a new task of a's current config version: it is
@@ -38,7 +40,7 @@ func (s *Server) launchLocked(a *app) *task {
 // runTask moves a new task to TASK_RUNNING after StagingDelay and, for apps
 // with health checks, gives it alive results after HealthDelay.
 func (s *Server) runTask(t *task, withHealth bool, checks int) {
-	if !sleep(s.ctx, s.opts.StagingDelay) {
+	if !poll.Sleep(s.ctx, s.opts.StagingDelay) {
 		return
 	}
 	s.mu.Lock()
@@ -52,7 +54,7 @@ func (s *Server) runTask(t *task, withHealth bool, checks int) {
 	s.emitLocked("instance_changed_event", instanceChanged(t, "Running"))
 	s.notifyLocked()
 	s.mu.Unlock()
-	if !withHealth || !sleep(s.ctx, s.opts.HealthDelay) {
+	if !withHealth || !poll.Sleep(s.ctx, s.opts.HealthDelay) {
 		return
 	}
 	s.mu.Lock()
@@ -157,7 +159,7 @@ func (s *Server) failLocked(t *task, message string) {
 func (s *Server) replaceLater(appID string, delay time.Duration) {
 	gen := s.generation
 	started := s.goLocked(func() {
-		if !sleep(s.ctx, delay) {
+		if !poll.Sleep(s.ctx, delay) {
 			return
 		}
 		s.mu.Lock()

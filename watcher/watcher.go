@@ -15,6 +15,7 @@ import (
 	marathon "github.com/gambol99/go-marathon"
 
 	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/internal/poll"
 )
 
 // Defaults for the zero values of Config.
@@ -280,7 +281,7 @@ func (w *Watcher) loop(ctx context.Context, s *session) *session {
 		case <-retryC:
 			backingOff = false
 		case <-kick:
-			if !sleepCtx(ctx, time.Until(w.pending.batchDue(w.cfg.BatchWindow))) {
+			if !poll.Sleep(ctx, time.Until(w.pending.batchDue(w.cfg.BatchWindow))) {
 				return s
 			}
 		}
@@ -322,38 +323,17 @@ func (w *Watcher) failover(ctx context.Context, s *session, down time.Duration) 
 	return next
 }
 
-// backoff is exponential from min, capped at max, with jitter in [d/2, d)
+// backoff is exponential from lo, capped at hi, with jitter in [d/2, d]
 // so that many watchers do not retry in step. go-marathon answers
 // ErrMarathonDown without a request until its own /ping loop (every 5 s)
 // revives a member, so retries before that are cheap.
-func backoff(attempt int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 1; i < attempt && d < max; i++ {
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
 		d *= 2
 	}
-	d = minDuration(d, max)
+	d = min(d, hi)
 	return d/2 + rand.N(d/2+1)
-}
-
-func minDuration(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func (w *Watcher) streamUp() {

@@ -1,5 +1,6 @@
-// Package poll waits for a condition by asking it again and again: for the
-// programs and tests that watch a real process or server come round.
+// Package poll waits: for a condition, by asking it again and again (for
+// the programs and tests that watch a real process or server come round),
+// or for a while, unless a context ends first.
 package poll
 
 import (
@@ -26,5 +27,21 @@ func Until(ctx context.Context, what string, limit, interval time.Duration, cond
 			return ctx.Err()
 		case <-time.After(interval):
 		}
+	}
+}
+
+// Sleep waits d or until ctx ends; it reports whether d passed (a d of 0
+// or less passes at once unless ctx has ended).
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -43,3 +43,23 @@ func TestUntil(t *testing.T) {
 		})
 	}
 }
+
+func TestSleep(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		d    time.Duration
+		want bool
+	}{
+		{"passes", context.Background(), time.Millisecond, true},
+		{"nothing to wait", context.Background(), 0, true},
+		{"ctx ended", cancelled, time.Hour, false},
+		{"nothing to wait, ctx ended", cancelled, 0, false},
+	} {
+		if got := Sleep(tc.ctx, tc.d); got != tc.want {
+			t.Errorf("%s: Sleep = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
