@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/oakdns/oak/internal/poll"
+	"github.com/oakdns/oak/internal/ports"
 	"github.com/oakdns/oak/internal/seed"
 )
 
@@ -101,44 +101,14 @@ func start(t *testing.T, env []string, name string, args ...string) *process {
 	return p
 }
 
-// freePort returns a port that is free for TCP and UDP on every address at
-// the moment. It is drawn below the kernel's ephemeral range, so that no
-// outgoing connection of a test running in parallel (another package's
-// clients use ephemeral ports) can take it between this check and the
-// server's bind; CoreDNS without `bind` listens on the wildcard address, so
-// that is where the port is checked.
+// freePort returns a port free for a server (see ports.Free).
 func freePort(t *testing.T) int {
 	t.Helper()
-	lo, hi := 20000, ephemeralLow()-1
-	for range 200 {
-		port := lo + rand.IntN(hi-lo+1)
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// default 32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	port, err := ports.Free()
 	if err != nil {
-		return 32768
+		t.Fatal(err)
 	}
-	var low, high int
-	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= 20001 {
-		return 32768
-	}
-	return low
+	return port
 }
 
 // startSim starts bin/marathon-sim and returns its URL and a go-marathon

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/oakdns/oak/internal/poll"
+	"github.com/oakdns/oak/internal/ports"
 )
 
 // server is one running CoreDNS under test.
@@ -78,7 +79,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		len(topo.apps), numEnvs, topo.client, featureEnv(clientEnvIndex), len(topo.own), len(topo.parent))
 
 	// The simulator shares the load CPU with dnsperf and the churn driver.
-	simPort, err := freePort()
+	simPort, err := ports.Free()
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		}
 		// Both servers get the pprof plugin, so its cost is the same on each.
 		for _, name := range []string{"hosts", "marathon"} {
-			p, err := freePort()
+			p, err := ports.Free()
 			if err != nil {
 				return err
 			}
@@ -131,7 +132,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err := os.WriteFile(path, []byte(corefiles[name]), 0o600); err != nil {
 			return err
 		}
-		port, err := freePort()
+		port, err := ports.Free()
 		if err != nil {
 			return err
 		}
@@ -355,24 +356,6 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * (time.Second / 100), nil
-}
-
-// freePort returns a port free on 127.0.0.1 for both TCP and UDP.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port")
 }
 
 // query asks s for name A from source address from.
