@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 
 	"github.com/oakdns/oak/internal/poll"
 	"github.com/oakdns/oak/internal/ports"
+	"github.com/oakdns/oak/internal/proc"
 	"github.com/oakdns/oak/internal/seed"
 )
 
@@ -56,44 +56,26 @@ func TestMain(m *testing.M) {
 
 // process is a child process whose output is kept for the test log.
 type process struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
+	*proc.Proc
+	out proc.Output
 }
 
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *process) output() string { return p.out.String() }
 
 // start runs bin/<name> with args and env until the test ends. On failure the
 // process's output is written to the test log.
 func start(t *testing.T, env []string, name string, args ...string) *process {
 	t.Helper()
-	p := &process{done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
+	p := &process{}
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	var err error
+	if p.Proc, err = proc.Start(cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(10 * time.Second)
 		if t.Failed() {
 			t.Logf("--- %s output:\n%s", name, p.output())
 		}
@@ -185,7 +167,7 @@ func (p *process) waitOutput(s string, d time.Duration) error {
 	deadline := time.After(d)
 	for !strings.Contains(p.output(), s) {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			if strings.Contains(p.output(), s) {
 				return nil
 			}

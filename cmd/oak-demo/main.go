@@ -32,6 +32,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/oakdns/oak/internal/poll"
+	"github.com/oakdns/oak/internal/proc"
 	"github.com/oakdns/oak/internal/seed"
 )
 
@@ -57,13 +58,13 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 	if err != nil {
 		return err
 	}
-	defer sim.stop()
+	defer sim.Stop(stopGrace)
 	dnsd, err := startChild(filepath.Join(bin, "coredns"), []string{"MARATHON_URL=" + marathonURL},
 		"-conf", corefile, "-dns.port", fmt.Sprint(dnsPort))
 	if err != nil {
 		return err
 	}
-	defer dnsd.stop()
+	defer dnsd.Stop(stopGrace)
 
 	cfg := marathon.NewDefaultConfig()
 	cfg.URL = marathonURL
@@ -202,39 +203,24 @@ func query(server, from, name string, qtype uint16) ([]string, int, error) {
 const (
 	pollLimit    = 60 * time.Second
 	pollInterval = 100 * time.Millisecond
+	stopGrace    = 5 * time.Second // for each process to end on SIGINT
 )
 
-// child is a process the demo started; its output goes to a log file so the
-// show stays readable.
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startChild(path string, env []string, args ...string) (*child, error) {
+// startChild starts a process of the demo; its output goes to a log file
+// so the show stays readable.
+func startChild(path string, env []string, args ...string) (*proc.Proc, error) {
 	logFile, err := os.CreateTemp("", "oak-demo-"+filepath.Base(path)+"-*.log")
 	if err != nil {
 		return nil, err
 	}
+	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	p, err := proc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s (run `make build` first): %w", path, err)
 	}
 	fmt.Printf("   started %s (pid %d, log %s)\n", path, cmd.Process.Pid, logFile.Name())
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(c.done) }()
-	return c, nil
-}
-
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	return p, nil
 }

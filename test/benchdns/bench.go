@@ -176,7 +176,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		} else {
 			profDone <- nil
 		}
-		cpu0, err := cpuTime(s.proc.cmd.Process.Pid)
+		cpu0, err := cpuTime(s.proc.Cmd.Process.Pid)
 		if err != nil {
 			return measurement{}, err
 		}
@@ -186,7 +186,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 			return measurement{}, fmt.Errorf("%s: %w", label, err)
 		}
 		wall := time.Since(start)
-		cpu1, err := cpuTime(s.proc.cmd.Process.Pid)
+		cpu1, err := cpuTime(s.proc.Cmd.Process.Pid)
 		if err != nil {
 			return measurement{}, err
 		}

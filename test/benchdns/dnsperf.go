@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oakdns/oak/internal/proc"
 )
 
 // load is how dnsperf drives a server.
@@ -62,7 +64,7 @@ func (l load) run(ctx context.Context, d time.Duration) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	var stderr lockedBuffer
+	var stderr proc.Output
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return result{}, fmt.Errorf("start dnsperf: %w", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,34 +8,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/oakdns/oak/internal/proc"
 )
 
 // child is a process the benchmark started, pinned to one CPU with
 // taskset. Its output is kept for error messages.
 type child struct {
+	*proc.Proc
 	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error // valid after done
-}
-
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out  *proc.Output
 }
 
 // tail is the last lines of s, for error messages.
@@ -60,15 +41,15 @@ type children struct {
 // child gets its own process group (Ctrl-C in the terminal reaches only the
 // benchmark, which stops it in order) and SIGKILL if the benchmark dies.
 func (c *children) start(name, cpu string, env []string, path string, args ...string) (*child, error) {
-	ch := &child{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
-	ch.cmd = exec.Command(c.taskset, append([]string{"-c", cpu, path}, args...)...)
-	ch.cmd.Env = append(os.Environ(), env...)
-	ch.cmd.Stdout, ch.cmd.Stderr = ch.out, ch.out
-	ch.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := ch.cmd.Start(); err != nil {
+	ch := &child{name: name, out: &proc.Output{}}
+	cmd := exec.Command(c.taskset, append([]string{"-c", cpu, path}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = ch.out, ch.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var err error
+	if ch.Proc, err = proc.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() { ch.err = ch.cmd.Wait(); close(ch.done) }()
 	c.mu.Lock()
 	c.list = append(c.list, ch)
 	c.mu.Unlock()
@@ -77,29 +58,10 @@ func (c *children) start(name, cpu string, env []string, path string, args ...st
 
 // exited reports whether ch has ended, with its error and output.
 func (ch *child) exited() error {
-	select {
-	case <-ch.done:
-		return fmt.Errorf("%s exited (%v):\n%s", ch.name, ch.err, tail(ch.out.String(), 20))
-	default:
-		return nil
+	if exited, err := ch.Exited(); exited {
+		return fmt.Errorf("%s exited (%v):\n%s", ch.name, err, tail(ch.out.String(), 20))
 	}
-}
-
-// stop asks ch to end (SIGINT, as Ctrl-C would) and kills its process group
-// after grace.
-func (ch *child) stop(grace time.Duration) {
-	select {
-	case <-ch.done:
-		return
-	default:
-	}
-	_ = ch.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-ch.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-ch.cmd.Process.Pid, syscall.SIGKILL)
-		<-ch.done
-	}
+	return nil
 }
 
 // stopAll stops every child still running, newest first.
@@ -109,6 +71,6 @@ func (c *children) stopAll() {
 	c.list = nil
 	c.mu.Unlock()
 	for i := len(list) - 1; i >= 0; i-- {
-		list[i].stop(5 * time.Second)
+		list[i].Stop(5 * time.Second)
 	}
 }
