@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 // taskRunning is the Marathon task state of a started task.
@@ -38,15 +36,11 @@ func (a *app) equal(b *app) bool {
 
 // newApp turns a Marathon application into an app, or says why it is left
 // out. The application is read, never kept.
-func newApp(p *Policy, a *marathon.Application) (*app, *Rejection) {
+func newApp(p *Policy, a *App) (*app, *Rejection) {
 	if a.ID == "" {
 		return nil, &Rejection{Label: "id", Reason: "app has no id"}
 	}
-	var labelMap map[string]string
-	if a.Labels != nil {
-		labelMap = *a.Labels
-	}
-	labels, err := p.labels.Parse(labelMap)
+	labels, err := p.labels.Parse(a.Labels)
 	if err != nil {
 		var le *LabelError
 		if !errors.As(err, &le) {
@@ -73,9 +67,10 @@ func newApp(p *Policy, a *marathon.Application) (*app, *Rejection) {
 		out.claimed = append(out.claimed, labels.IP)
 	}
 
-	healthChecked := a.HealthChecks != nil && len(*a.HealthChecks) > 0
-	for _, t := range a.Tasks {
-		if t == nil || t.State != taskRunning {
+	healthChecked := a.HealthChecks > 0
+	for i := range a.Tasks {
+		t := &a.Tasks[i]
+		if t.State != taskRunning {
 			continue
 		}
 		out.tasks++
@@ -106,66 +101,52 @@ func newApp(p *Policy, a *marathon.Application) (*app, *Rejection) {
 
 // healthy reports whether every health check result of t is alive, with at
 // least one result: a task whose checks have not yet reported is not live.
-func healthy(t *marathon.Task) bool {
-	if len(t.HealthCheckResults) == 0 {
+func healthy(t *Task) bool {
+	if len(t.Health) == 0 {
 		return false
 	}
-	for _, r := range t.HealthCheckResults {
-		if r == nil || !r.Alive {
+	for _, alive := range t.Health {
+		if !alive {
 			return false
 		}
 	}
 	return true
 }
 
-// taskAddrs returns the valid addresses in t.IPAddresses; invalid ones are
+// taskAddrs returns the valid addresses in t.IPs; invalid ones are
 // skipped, as Marathon data is not ours to reject.
-func taskAddrs(t *marathon.Task) []netip.Addr {
+func taskAddrs(t *Task) []netip.Addr {
 	var out []netip.Addr
-	for _, ip := range t.IPAddresses {
-		if ip == nil {
-			continue
-		}
-		if a, err := parseAddr(ip.IPAddress); err == nil {
+	for _, ip := range t.IPs {
+		if a, err := parseAddr(ip); err == nil {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// derivedPorts reads an app's ports from portDefinitions, else from
-// container.docker.portMappings. Unnamed ports, and names that are not one
-// DNS label, get the name "port<index>"; ports out of range and unknown
-// protocols are skipped; "udp,tcp" gives one Port per protocol.
-func derivedPorts(a *marathon.Application) []Port {
+// derivedPorts reads an app's ports from its port specs. Unnamed ports, and
+// names that are not one DNS label, get the name "port<index>"; ports out
+// of range and unknown protocols are skipped; "udp,tcp" gives one Port per
+// protocol.
+func derivedPorts(a *App) []Port {
 	var out []Port
-	add := func(index int, name string, number int, protocol string) {
-		if number < 1 || number > 65535 {
-			return
+	for i, spec := range a.Ports {
+		if spec.Number < 1 || spec.Number > 65535 {
+			continue
 		}
-		portName, err := parsePortName(name)
+		portName, err := parsePortName(spec.Name)
 		if err != nil {
-			portName = fmt.Sprintf("port%d", index)
+			portName = fmt.Sprintf("port%d", i)
 		}
+		protocol := spec.Protocol
 		if protocol == "" {
 			protocol = "tcp"
 		}
 		for proto := range strings.SplitSeq(protocol, ",") {
 			if proto, err := parseProto(strings.TrimSpace(proto)); err == nil {
-				out = append(out, Port{Name: portName, Number: uint16(number), Proto: proto})
+				out = append(out, Port{Name: portName, Number: uint16(spec.Number), Proto: proto})
 			}
-		}
-	}
-	switch {
-	case a.PortDefinitions != nil && len(*a.PortDefinitions) > 0:
-		for i, d := range *a.PortDefinitions {
-			if d.Port != nil {
-				add(i, d.Name, *d.Port, d.Protocol)
-			}
-		}
-	case a.Container != nil && a.Container.Docker != nil && a.Container.Docker.PortMappings != nil:
-		for i, m := range *a.Container.Docker.PortMappings {
-			add(i, m.Name, m.ContainerPort, m.Protocol)
 		}
 	}
 	slices.SortFunc(out, comparePort)

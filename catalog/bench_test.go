@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 // Size of the synthetic cluster: the integration env holds the whole stack
@@ -38,7 +36,7 @@ func benchEnv(i int) string {
 // are the integration env, the others are spread over the feature envs.
 // Every app has three tasks with their own IPs; every other app has a
 // health check; every fourth has an OAK_IP and a virtual host.
-func benchApp(i, version int) marathon.Application {
+func benchApp(i, version int) App {
 	service, env := i, 0
 	if i >= benchServices {
 		service = (i * 7) % benchServices
@@ -71,8 +69,8 @@ func benchApp(i, version int) marathon.Application {
 	return a
 }
 
-func benchCluster() []marathon.Application {
-	apps := make([]marathon.Application, benchApps)
+func benchCluster() []App {
+	apps := make([]App, benchApps)
 	for i := range apps {
 		apps[i] = benchApp(i, 0)
 	}
@@ -119,7 +117,7 @@ func BenchmarkApplyOneApp(b *testing.B) {
 	s := Build(p, benchCluster())
 	// Alternate between two versions of one feature app (healthy, then not)
 	// so that every Apply really changes its backends.
-	versions := [][]marathon.Application{{benchApp(4242, 1)}, {benchApp(4242, 2)}}
+	versions := [][]App{{benchApp(4242, 1)}, {benchApp(4242, 2)}}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 func FuzzParseLabels(f *testing.F) {
@@ -94,9 +92,9 @@ func FuzzBuild(f *testing.F) {
 		second := testApp("/two", labelsOf(env2, names2, ip2, http1), task(taskRunning, task1, task2))
 		if healthy {
 			second = withHealthChecks(second)
-			second.Tasks[0].HealthCheckResults = []*marathon.HealthCheckResult{{Alive: true}}
+			second.Tasks[0].Health = []bool{true}
 		}
-		apps := []marathon.Application{
+		apps := []App{
 			testApp("/one", labelsOf(env1, names1, ip1, http1), running(task1), task("TASK_STAGING", task2, task2)),
 			second,
 			testApp("/three", labelsOf(env2, names1, "", ""), running(task2)),

@@ -4,46 +4,33 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
-// testApp returns a Marathon app with the given labels (nil: none) and tasks.
-func testApp(id string, labels map[string]string, tasks ...*marathon.Task) marathon.Application {
-	a := marathon.Application{ID: id, Tasks: tasks}
-	if labels != nil {
-		a.Labels = &labels
-	}
-	return a
+// testApp returns an app with the given labels (nil: none) and tasks.
+func testApp(id string, labels map[string]string, tasks ...Task) App {
+	return App{ID: id, Labels: labels, Tasks: tasks}
 }
 
-// withHealthChecks gives a one HTTP health check.
-func withHealthChecks(a marathon.Application) marathon.Application {
-	a.HealthChecks = &[]marathon.HealthCheck{*marathon.NewDefaultHealthCheck()}
+// withHealthChecks gives a one health check.
+func withHealthChecks(a App) App {
+	a.HealthChecks = 1
 	return a
 }
 
 // task returns a task in state with the given ipAddresses and host.
-func task(state, host string, ips ...string) *marathon.Task {
-	t := &marathon.Task{ID: fmt.Sprintf("t.%s.%v", host, ips), State: state, Host: host}
-	for _, ip := range ips {
-		t.IPAddresses = append(t.IPAddresses, &marathon.IPAddress{IPAddress: ip, Protocol: "IPv4"})
-	}
-	return t
+func task(state, host string, ips ...string) Task {
+	return Task{ID: fmt.Sprintf("t.%s.%v", host, ips), State: state, Host: host, IPs: ips}
 }
 
 // running returns a TASK_RUNNING task with one container IP.
-func running(ip string) *marathon.Task { return task(taskRunning, "192.0.2.250", ip) }
+func running(ip string) Task { return task(taskRunning, "192.0.2.250", ip) }
 
-// health sets the task's health check results.
-func health(t *marathon.Task, alive ...bool) *marathon.Task {
-	for _, a := range alive {
-		t.HealthCheckResults = append(t.HealthCheckResults, &marathon.HealthCheckResult{Alive: a})
-	}
+// health returns t with the given health check results.
+func health(t Task, alive ...bool) Task {
+	t.Health = append(slices.Clone(t.Health), alive...)
 	return t
 }
 
@@ -160,29 +147,4 @@ func dump(v any) string {
 		out += fmt.Sprintf("%v: %+v; ", iter.Key(), val.Interface())
 	}
 	return out + "}"
-}
-
-// sharedFixture returns the path of a file in the shared fixtures, which
-// sit in shared/ beside the repository (/work/main and /work/shared).
-func sharedFixture(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "fixtures", rel)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("fixture %s is missing: the shared/ directory must be checked out beside the repository root %s (%v)", rel, dir, err)
-	}
-	return path
 }

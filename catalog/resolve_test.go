@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 // fallbackCluster has a three-level chain feature-* -> staging ->
@@ -18,7 +16,7 @@ func fallbackCluster(t testing.TB) *Snapshot {
 		Fallback: []FallbackRule{{"feature-*", "staging"}},
 		CIDRs:    []CIDRRule{{netip.MustParsePrefix("10.8.0.0/16"), "feature-office"}},
 	})
-	return Build(p, []marathon.Application{
+	return Build(p, []App{
 		testApp("/int/redis", labels("", "redis.example.com", "OAK_HTTP", "redis.example.com,admin.example.com:8080"), running("10.0.0.1")),
 		testApp("/int/db", labels("", "db.example.com"), running("10.0.0.2")),
 		testApp("/int/mq", labels("", "mq.example.com")), // registered, never live
@@ -73,7 +71,7 @@ func TestEnvOf(t *testing.T) {
 		{netip.MustParsePrefix("10.0.0.0/8"), "lab"},
 		{netip.MustParsePrefix("10.9.0.0/16"), "feature-vpn"},
 	}})
-	s := Build(p, []marathon.Application{
+	s := Build(p, []App{
 		testApp("/fx/web", labels("feature-x", "web.example.com", "OAK_IP", "10.199.45.23"), running("172.17.0.2")),
 		testApp("/plain", nil, running("10.199.45.30")),
 		testApp("/fy/a", labels("feature-y", ""), running("10.199.45.40")),
@@ -127,7 +125,7 @@ func TestClassificationString(t *testing.T) {
 }
 
 func TestReverse(t *testing.T) {
-	s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
 		testApp("/a", labels("feature-x", "b.example.com,a.example.com"), running("10.0.0.1")),
 		testApp("/b", labels("", "a.example.com"), running("10.0.0.1")),
 		testApp("/c", labels("", "c.example.com", "OAK_IP", "10.0.0.3"), running("172.17.0.3")),
@@ -154,7 +152,7 @@ func TestReverse(t *testing.T) {
 }
 
 func TestHasSuffix(t *testing.T) {
-	s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
 		testApp("/a", labels("feature-x", "redis1.db.example.com"), running("10.0.0.1")),
 		testApp("/b", labels("", "mq.example.org")), // registered without live tasks
 	})
@@ -182,7 +180,7 @@ func TestHasSuffix(t *testing.T) {
 }
 
 func TestClaimed(t *testing.T) {
-	s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
 		testApp("/a", labels("feature-x", "redis1.db.example.com"), running("10.0.0.1")),
 		testApp("/b", labels("", "mq.example.org")), // registered without live tasks
 	})
@@ -244,7 +242,7 @@ func TestVirtualHosts(t *testing.T) {
 		}
 	}
 	// When feature-x's redis goes down, its clients see integration's.
-	down := s.Apply([]marathon.Application{
+	down := s.Apply([]App{
 		testApp("/fx/redis", labels("feature-x", "redis.example.com", "OAK_HTTP", "redis.example.com"), task("TASK_KILLED", "h", "10.0.2.1")),
 	}, nil)
 	for _, v := range down.VirtualHosts("feature-x") {
@@ -307,7 +305,7 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	s := current.Load()
 	for i := range 200 {
-		s = s.Apply([]marathon.Application{testApp("/churn", labels(fmt.Sprintf("feature-c%d", i), "db.example.com"), running("10.0.7.1"))}, nil)
+		s = s.Apply([]App{testApp("/churn", labels(fmt.Sprintf("feature-c%d", i), "db.example.com"), running("10.0.7.1"))}, nil)
 		current.Store(s)
 	}
 	close(done)

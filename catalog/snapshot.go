@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"unique"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 // Snapshot is an immutable view of the cluster under one Policy. All its
@@ -124,7 +122,7 @@ type AddrConflict struct {
 // Build returns a snapshot of apps under p (non-nil). Apps whose labels do not
 // validate are left out and listed by Rejected; when two apps share an id
 // the later one wins.
-func Build(p *Policy, apps []marathon.Application) *Snapshot {
+func Build(p *Policy, apps []App) *Snapshot {
 	empty := &Snapshot{
 		policy:   p,
 		seed:     maphash.MakeSeed(),
@@ -143,7 +141,7 @@ func Build(p *Policy, apps []marathon.Application) *Snapshot {
 // and the apps with ids in remove taken out; an id in both is removed. s is
 // unchanged. The cost is proportional to the changed apps (and to the
 // names and addresses they touch), not to the cluster.
-func (s *Snapshot) Apply(upsert []marathon.Application, remove []string) *Snapshot {
+func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 	next := *s
 	changed := len(upsert) + len(remove)
 	u := &update{
@@ -187,12 +185,12 @@ func (s *Snapshot) Apply(upsert []marathon.Application, remove []string) *Snapsh
 // resync that finds little changed then costs the parsing of every app
 // rather than a rebuild of every index, and the result shares the rest
 // with s. s is unchanged.
-func (s *Snapshot) Sync(apps []marathon.Application) *Snapshot {
+func (s *Snapshot) Sync(apps []App) *Snapshot {
 	last := make(map[string]int, len(apps)) // id -> its last occurrence, the one Build keeps
 	for i := range apps {
 		last[apps[i].ID] = i
 	}
-	var upsert []marathon.Application
+	var upsert []App
 	for i := range apps {
 		if id := apps[i].ID; last[id] == i && !s.holds(id, &apps[i]) {
 			upsert = append(upsert, apps[i])
@@ -219,7 +217,7 @@ func (s *Snapshot) Sync(apps []marathon.Application) *Snapshot {
 // holds reports whether s has application a, with id, exactly as it would
 // take it in now: accepted with the same data, or rejected for the same
 // reason.
-func (s *Snapshot) holds(id string, a *marathon.Application) bool {
+func (s *Snapshot) holds(id string, a *App) bool {
 	built, rejection := newApp(s.policy, a)
 	hash := s.hashString(id)
 	if rejection != nil {

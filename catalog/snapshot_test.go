@@ -1,19 +1,15 @@
 package catalog
 
 import (
-	"encoding/json"
 	"net/netip"
-	"os"
 	"reflect"
 	"testing"
-
-	marathon "github.com/gambol99/go-marathon"
 )
 
 func TestLiveTasks(t *testing.T) {
 	tests := []struct {
 		name          string
-		app           marathon.Application
+		app           App
 		tasks, live   int
 		wantBackends  []netip.Addr
 		wantEnvOfByIP bool // the task IP identifies the app for EnvOf
@@ -48,18 +44,10 @@ func TestLiveTasks(t *testing.T) {
 			testApp("/a", labels("", "a.example.com"), health(running("10.0.0.1"), false)),
 			1, 1, addrs("10.0.0.1"), true,
 		},
-		{
-			"nil health result is not alive",
-			withHealthChecks(testApp("/a", labels("", "a.example.com"), &marathon.Task{
-				State: taskRunning, IPAddresses: []*marathon.IPAddress{{IPAddress: "10.0.0.1"}},
-				HealthCheckResults: []*marathon.HealthCheckResult{nil},
-			})),
-			1, 0, nil, true,
-		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app})
+			s := Build(mustPolicy(t, PolicyConfig{}), []App{tc.app})
 			st := s.Stats()
 			if st.Tasks != tc.tasks || st.LiveTasks != tc.live {
 				t.Errorf("tasks %d live %d, want %d %d", st.Tasks, st.LiveTasks, tc.tasks, tc.live)
@@ -87,7 +75,7 @@ func TestBackendAddresses(t *testing.T) {
 	ip := func(a string) map[string]string { return labels("", "a.example.com", "OAK_IP", a) }
 	tests := []struct {
 		name      string
-		app       marathon.Application
+		app       App
 		backends  []netip.Addr
 		byApp     []string // addresses EnvOf places in the app's env
 		notByApp  []string // addresses EnvOf does not
@@ -132,7 +120,7 @@ func TestBackendAddresses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app})
+			s := Build(mustPolicy(t, PolicyConfig{}), []App{tc.app})
 			var got []netip.Addr
 			if svc := s.Resolve("", "a.example.com").Service; svc != nil {
 				got = svc.Addrs
@@ -158,28 +146,27 @@ func TestBackendAddresses(t *testing.T) {
 }
 
 func TestPorts(t *testing.T) {
-	port := func(n int) *int { return &n }
-	defs := []marathon.PortDefinition{{Port: port(8080), Name: "http"}, {Port: port(53), Protocol: "udp,tcp"}, {Port: port(0)}, {Port: port(9000), Name: "Bad_Name"}}
-	mappings := []marathon.PortMapping{{ContainerPort: 6379, Name: "redis", Protocol: "tcp"}, {ContainerPort: 80}}
+	defs := []PortSpec{{Name: "http", Number: 8080}, {Number: 53, Protocol: "udp,tcp"}, {Number: 0}, {Name: "Bad_Name", Number: 9000}, {Number: 70000}, {Number: 5, Protocol: "sctp"}}
+	mappings := []PortSpec{{Name: "redis", Number: 6379, Protocol: "tcp"}, {Number: 80}}
 	withDefs := testApp("/defs", labels("", "a.example.com"), running("10.0.0.1"))
-	withDefs.PortDefinitions = &defs
+	withDefs.Ports = defs
 	withMappings := testApp("/maps", labels("", "a.example.com"), running("10.0.0.2"))
-	withMappings.Container = &marathon.Container{Docker: &marathon.Docker{PortMappings: &mappings}}
+	withMappings.Ports = mappings
 	withLabel := testApp("/label", labels("", "a.example.com", "OAK_PORTS", "web:81"), running("10.0.0.3"))
-	withLabel.PortDefinitions = &defs
+	withLabel.Ports = defs
 	tests := []struct {
 		name string
-		app  marathon.Application
+		app  App
 		want []Port
 	}{
 		{"portDefinitions", withDefs, []Port{{"http", 8080, "tcp"}, {"port1", 53, "tcp"}, {"port1", 53, "udp"}, {"port3", 9000, "tcp"}}},
-		{"docker portMappings", withMappings, []Port{{"port1", 80, "tcp"}, {"redis", 6379, "tcp"}}},
+		{"container ports", withMappings, []Port{{"port1", 80, "tcp"}, {"redis", 6379, "tcp"}}},
 		{"OAK_PORTS wins", withLabel, []Port{{"web", 81, "tcp"}}},
 		{"none", testApp("/none", labels("", "a.example.com"), running("10.0.0.4")), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			svc := Build(mustPolicy(t, PolicyConfig{}), []marathon.Application{tc.app}).Resolve("", "a.example.com").Service
+			svc := Build(mustPolicy(t, PolicyConfig{}), []App{tc.app}).Resolve("", "a.example.com").Service
 			if svc == nil || !reflect.DeepEqual(svc.Ports, tc.want) {
 				t.Errorf("service %+v, want ports %v", svc, tc.want)
 			}
@@ -188,7 +175,7 @@ func TestPorts(t *testing.T) {
 }
 
 func TestMergeApps(t *testing.T) {
-	apps := []marathon.Application{
+	apps := []App{
 		testApp("/redis-a", labels("feature-x", "redis.example.com", "OAK_PORTS", "redis:6379"), running("10.0.0.2")),
 		testApp("/redis-b", labels("feature-x", "redis.example.com", "OAK_PORTS", "redis:6380"), running("10.0.0.1"), running("10.0.0.2")),
 		withHealthChecks(testApp("/redis-c", labels("feature-x", "redis.example.com"), running("10.0.0.9"))),
@@ -212,7 +199,7 @@ func TestMergeApps(t *testing.T) {
 }
 
 func TestRejections(t *testing.T) {
-	apps := []marathon.Application{
+	apps := []App{
 		testApp("/good", labels("", "good.example.com"), running("10.0.0.1")),
 		testApp("/bad-name", labels("", "bad_name.example.com"), running("10.0.0.2")),
 		testApp("/bad-ip", labels("", "x.example.com", "OAK_IP", "10.0.0.256"), running("10.0.0.3")),
@@ -237,14 +224,14 @@ func TestRejections(t *testing.T) {
 		t.Errorf("a rejected app's task still identifies clients: %v", how)
 	}
 	// Fixing the app takes it out of Rejected.
-	fixed := s.Apply([]marathon.Application{testApp("/bad-name", labels("", "bad-name.example.com"), running("10.0.0.2"))}, nil)
+	fixed := s.Apply([]App{testApp("/bad-name", labels("", "bad-name.example.com"), running("10.0.0.2"))}, nil)
 	if st := fixed.Stats(); st.Apps != 2 || st.Rejected != 2 {
 		t.Errorf("after fix: %+v", st)
 	}
 }
 
 func TestEnvsAndStats(t *testing.T) {
-	apps := []marathon.Application{
+	apps := []App{
 		testApp("/a", labels("feature-x", "a.example.com"), running("10.0.0.1")),
 		testApp("/b", labels("staging", "a.example.com,b.example.com"), running("10.0.0.2"), task("TASK_STAGING", "h")),
 		testApp("/plain", nil, running("10.0.0.3")),
@@ -263,7 +250,7 @@ func TestEnvsAndStats(t *testing.T) {
 // Build of the final app set holds, and that Apply leaves its input alone.
 func TestApplyEquivalence(t *testing.T) {
 	p := mustPolicy(t, PolicyConfig{Fallback: []FallbackRule{{"feature-*", "staging"}}})
-	base := []marathon.Application{
+	base := []App{
 		testApp("/int/redis", labels("", "redis.example.com", "OAK_HTTP", "redis.example.com"), running("10.0.0.1")),
 		testApp("/int/db", labels("", "db.example.com,db2.example.com"), running("10.0.0.2"), running("10.0.0.3")),
 		testApp("/stg/redis", labels("staging", "redis.example.com", "OAK_IP", "10.0.1.1"), running("172.17.0.2")),
@@ -273,28 +260,28 @@ func TestApplyEquivalence(t *testing.T) {
 	}
 	steps := []struct {
 		name   string
-		upsert []marathon.Application
+		upsert []App
 		remove []string
 	}{
 		{"nothing", nil, nil},
-		{"add app", []marathon.Application{testApp("/fx/redis", labels("feature-x", "redis.example.com"), running("10.0.2.2"))}, nil},
-		{"change names", []marathon.Application{testApp("/int/db", labels("", "db.example.com,db3.example.com"), running("10.0.0.2"))}, nil},
-		{"change env", []marathon.Application{testApp("/stg/redis", labels("feature-y", "redis.example.com", "OAK_IP", "10.0.1.1"), running("172.17.0.2"))}, nil},
-		{"become unhealthy", []marathon.Application{withHealthChecks(testApp("/int/redis", labels("", "redis.example.com"), health(running("10.0.0.1"), false)))}, nil},
+		{"add app", []App{testApp("/fx/redis", labels("feature-x", "redis.example.com"), running("10.0.2.2"))}, nil},
+		{"change names", []App{testApp("/int/db", labels("", "db.example.com,db3.example.com"), running("10.0.0.2"))}, nil},
+		{"change env", []App{testApp("/stg/redis", labels("feature-y", "redis.example.com", "OAK_IP", "10.0.1.1"), running("172.17.0.2"))}, nil},
+		{"become unhealthy", []App{withHealthChecks(testApp("/int/redis", labels("", "redis.example.com"), health(running("10.0.0.1"), false)))}, nil},
 		{"remove", nil, []string{"/fx/web", "/does-not-exist"}},
-		{"fix rejected", []marathon.Application{testApp("/bad", labels("", "good.example.com"), running("10.0.3.1"))}, nil},
-		{"break accepted", []marathon.Application{testApp("/int/db", labels("", "db.example.com", "OAK_IP", "nope"))}, nil},
-		{"conflict", []marathon.Application{testApp("/stg/twin", labels("staging", "twin.example.com"), running("10.0.9.9"))}, nil},
-		{"duplicate ids: last wins", []marathon.Application{
+		{"fix rejected", []App{testApp("/bad", labels("", "good.example.com"), running("10.0.3.1"))}, nil},
+		{"break accepted", []App{testApp("/int/db", labels("", "db.example.com", "OAK_IP", "nope"))}, nil},
+		{"conflict", []App{testApp("/stg/twin", labels("staging", "twin.example.com"), running("10.0.9.9"))}, nil},
+		{"duplicate ids: last wins", []App{
 			testApp("/dup", labels("", "first.example.com"), running("10.0.4.1")),
 			testApp("/dup", labels("feature-z", "second.example.com"), running("10.0.4.2")),
 		}, nil},
-		{"upsert and remove: remove wins", []marathon.Application{testApp("/gone", labels("", "gone.example.com"), running("10.0.5.1"))}, []string{"/gone"}},
+		{"upsert and remove: remove wins", []App{testApp("/gone", labels("", "gone.example.com"), running("10.0.5.1"))}, []string{"/gone"}},
 		{"remove everything", nil, []string{"/int/redis", "/int/db", "/stg/redis", "/fx/web", "/plain", "/bad", "/fx/redis", "/stg/twin", "/dup"}},
 	}
-	current := map[string]marathon.Application{}
+	current := map[string]App{}
 	var order []string
-	put := func(a marathon.Application) {
+	put := func(a App) {
 		if _, ok := current[a.ID]; !ok {
 			order = append(order, a.ID)
 		}
@@ -323,7 +310,7 @@ func TestApplyEquivalence(t *testing.T) {
 			for id := range removed {
 				delete(current, id)
 			}
-			var final []marathon.Application
+			var final []App
 			for _, id := range order {
 				if a, ok := current[id]; ok {
 					final = append(final, a)
@@ -345,84 +332,16 @@ func TestApplyEquivalence(t *testing.T) {
 	}
 }
 
-// TestMarathonFixture reads a /v2/apps body recorded from Marathon 1.5 (in
-// the marathon-lb repository) as go-marathon decodes it.
-func TestMarathonFixture(t *testing.T) {
-	body, err := os.ReadFile(sharedFixture(t, "marathon/marathon-lb/marathon15_apps.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var apps marathon.Applications
-	if err := json.Unmarshal(body, &apps); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	if len(apps.Apps) != 1 || apps.Apps[0].ID != "/pywebserver" || (*apps.Apps[0].Labels)["HAPROXY_0_VHOST"] != "myvhost.com" {
-		t.Fatalf("unexpected fixture content: %+v", apps.Apps)
-	}
-	container := netip.MustParseAddr("172.17.0.2") // the task's ipAddresses
-	agent := netip.MustParseAddr("10.0.2.148")     // the task's host
-
-	t.Run("as recorded", func(t *testing.T) {
-		for _, prefix := range []string{"", "HAPROXY_"} {
-			s := Build(mustPolicy(t, PolicyConfig{LabelPrefix: prefix}), apps.Apps)
-			want := Stats{Apps: 1, Tasks: 1, LiveTasks: 1, Envs: 1}
-			if got := s.Stats(); got != want {
-				t.Errorf("prefix %q: Stats() = %+v, want %+v", prefix, got, want)
-			}
-			if env, how := s.EnvOf(container); env != "integration" || how != ByApp {
-				t.Errorf("EnvOf(task ip) = %s %v", env, how)
-			}
-			if env, how := s.EnvOf(agent); env != "integration" || how != ByDefault {
-				t.Errorf("EnvOf(agent) = %s %v", env, how)
-			}
-		}
-	})
-
-	t.Run("with oak labels", func(t *testing.T) {
-		app := apps.Apps[0]
-		l := map[string]string{"OAK_ENV": "feature-py", "OAK_NAMES": "pywebserver.example.com", "OAK_HTTP": "myvhost.com"}
-		app.Labels = &l
-		p := mustPolicy(t, PolicyConfig{CIDRs: []CIDRRule{{netip.MustParsePrefix("172.17.0.0/16"), "docker"}}})
-		s := Build(p, []marathon.Application{app})
-		answer := s.Resolve("feature-py", "pywebserver.example.com")
-		if answer.Service == nil || !reflect.DeepEqual(answer.Service.Addrs, []netip.Addr{container}) {
-			t.Errorf("Resolve = %+v", answer)
-		}
-		if env, how := s.EnvOf(container); env != "feature-py" || how != ByApp {
-			t.Errorf("EnvOf(task ip) = %s %v; the app wins over the CIDR rule", env, how)
-		}
-		if env, how := s.EnvOf(netip.MustParseAddr("172.17.0.3")); env != "docker" || how != ByCIDR {
-			t.Errorf("EnvOf(other container) = %s %v", env, how)
-		}
-		if got := s.Reverse(container); !reflect.DeepEqual(got, []NameRef{{"pywebserver.example.com", "feature-py"}}) {
-			t.Errorf("Reverse = %v", got)
-		}
-		if vh := s.VirtualHosts("feature-py"); len(vh) != 1 || vh[0].Host != "myvhost.com" {
-			t.Errorf("VirtualHosts = %+v", vh)
-		}
-		// The recorded task has no health check results: with a health check
-		// on the app it is running but not live.
-		app = withHealthChecks(app)
-		s = Build(p, []marathon.Application{app})
-		if st := s.Stats(); st.Tasks != 1 || st.LiveTasks != 0 {
-			t.Errorf("with health checks: %+v", st)
-		}
-		if answer := s.Resolve("feature-py", "pywebserver.example.com"); answer.Service != nil || !answer.Registered {
-			t.Errorf("with health checks: %+v", answer)
-		}
-	})
-}
-
 // TestSync: a full resync lands on what Build makes of the same list, from
 // any snapshot, and rewrites nothing when nothing changed.
 func TestSync(t *testing.T) {
 	p := mustPolicy(t, PolicyConfig{})
-	a := []marathon.Application{
+	a := []App{
 		testApp("/int/redis", labels("", "redis.example.com"), running("10.0.0.1")),
 		testApp("/int/db", labels("", "db.example.com"), running("10.0.0.2")),
 		testApp("/bad", labels("", "bad name")),
 	}
-	b := []marathon.Application{
+	b := []App{
 		testApp("/int/redis", labels("", "redis.example.com"), running("10.0.0.9")), // task moved
 		testApp("/fx/web", labels("feature-x", "web.example.com"), running("10.0.2.1")),
 		testApp("/dup", labels("", "first.example.com"), running("10.0.4.1")),
@@ -432,7 +351,7 @@ func TestSync(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		from, to []marathon.Application
+		from, to []App
 	}{
 		{"from empty", nil, a},
 		{"to empty", a, nil},

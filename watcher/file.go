@@ -171,7 +171,7 @@ func (f *FileSource) fail(stamp fileStamp, err error) {
 
 // readApps parses an apps dump. It wants exactly one JSON object with an
 // "apps" array: an empty or truncated file is an error, never an empty view.
-func readApps(path string) ([]marathon.Application, error) {
+func readApps(path string) ([]catalog.App, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -187,7 +187,7 @@ func readApps(path string) ([]marathon.Application, error) {
 	return parseApps(body)
 }
 
-func parseApps(body []byte) ([]marathon.Application, error) {
+func parseApps(body []byte) ([]catalog.App, error) {
 	var dump struct {
 		Apps *[]marathon.Application `json:"apps"`
 	}
@@ -201,5 +201,5 @@ func parseApps(body []byte) ([]marathon.Application, error) {
 	if dump.Apps == nil {
 		return nil, errors.New(`parse apps: no "apps" array`)
 	}
-	return *dump.Apps, nil
+	return appsOf(*dump.Apps), nil
 }

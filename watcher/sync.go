@@ -85,15 +85,16 @@ func (w *Watcher) fullSync(s *session) error {
 	if list == nil {
 		return errors.New("full sync: empty response")
 	}
+	apps := appsOf(list.Apps)
 	// The first sync builds; later ones keep what did not change.
 	var snapshot *catalog.Snapshot
 	if current := w.snapshot.Load(); current != nil {
-		snapshot = current.Sync(list.Apps)
+		snapshot = current.Sync(apps)
 	} else {
-		snapshot = catalog.Build(w.cfg.Policy, list.Apps)
+		snapshot = catalog.Build(w.cfg.Policy, apps)
 	}
 	w.publish(snapshot)
-	w.known.reset(list.Apps)
+	w.known.reset(apps)
 	w.synced("full", len(list.Apps), start)
 	return nil
 }
@@ -102,10 +103,10 @@ func (w *Watcher) fullSync(s *session) error {
 // publishes one snapshot for the batch, with the apps changed by task
 // updates (none of which is refetched). On any error nothing is published;
 // the caller falls back to a full resync.
-func (w *Watcher) partialSync(s *session, ids []string, changed []marathon.Application) error {
+func (w *Watcher) partialSync(s *session, ids []string, changed []catalog.App) error {
 	start := time.Now()
 	current := w.snapshot.Load()
-	var upserts []marathon.Application
+	var upserts []catalog.App
 	var removes []string
 	if len(ids) > 0 {
 		var err error
@@ -127,7 +128,7 @@ func (w *Watcher) partialSync(s *session, ids []string, changed []marathon.Appli
 }
 
 // fetchApps gets apps by id, fetchParallelism at a time.
-func fetchApps(client marathon.Marathon, ids []string) (upserts []marathon.Application, removes []string, err error) {
+func fetchApps(client marathon.Marathon, ids []string) (upserts []catalog.App, removes []string, err error) {
 	type result struct {
 		id   string
 		app  *marathon.Application
@@ -167,7 +168,7 @@ func fetchApps(client marathon.Marathon, ids []string) (upserts []marathon.Appli
 		case r.gone:
 			removes = append(removes, r.id)
 		default:
-			upserts = append(upserts, *r.app)
+			upserts = append(upserts, appOf(r.app))
 		}
 	}
 	return upserts, removes, nil

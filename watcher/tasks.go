@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/catalog"
 )
 
 // Task updates applied from status_update_event content (MARATHON.md §3).
@@ -60,7 +62,7 @@ type taskUpdate struct {
 	change  taskChange
 	version string
 	host    string
-	ips     []*marathon.IPAddress
+	ips     []string
 	ports   []int
 }
 
@@ -97,6 +99,7 @@ func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
 		if _, err := netip.ParseAddr(ip.IPAddress); err != nil {
 			return taskUpdate{}, false
 		}
+		u.ips = append(u.ips, ip.IPAddress)
 	}
 	for _, p := range e.Ports {
 		if p < 0 || p > 65535 {
@@ -104,7 +107,6 @@ func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
 		}
 	}
 	u.host = e.Host
-	u.ips = slices.Clone(e.IPAddresses)
 	u.ports = slices.Clone(e.Ports)
 	return u, true
 }
@@ -147,24 +149,24 @@ func (t *tombstones) has(id string) bool {
 // only ever see the immutable snapshots built from it. Applications in it
 // are never modified: a change copies the app and its task list.
 type knownApps struct {
-	apps map[string]marathon.Application
+	apps map[string]catalog.App
 	dead *tombstones
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]marathon.Application), dead: newTombstones(maxTombstones)}
+	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones)}
 }
 
 // reset replaces every known app with a full list.
-func (k *knownApps) reset(list []marathon.Application) {
-	k.apps = make(map[string]marathon.Application, len(list))
+func (k *knownApps) reset(list []catalog.App) {
+	k.apps = make(map[string]catalog.App, len(list))
 	for _, a := range list {
 		k.apps[a.ID] = a
 	}
 }
 
 // commit records the result of a published batch.
-func (k *knownApps) commit(upserts []marathon.Application, removes []string) {
+func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 	for _, a := range upserts {
 		k.apps[a.ID] = a
 	}
@@ -188,7 +190,7 @@ func (k *knownApps) bury(updates []taskUpdate) {
 // publish as they are. Updates of refetched apps are dropped, since the
 // refetch is newer than they are, but every dead task is remembered. Nothing
 // known changes until commit.
-func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string, changed []marathon.Application) {
+func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string, changed []catalog.App) {
 	refetch = dirty
 	refetching := make(map[string]bool, len(dirty))
 	for _, id := range dirty {
@@ -234,20 +236,19 @@ func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string
 // known ones), and, for a new running task, the app has no health checks
 // (such a task is not live until its health results come, and health events
 // refetch the app). Removing a dead task is always right.
-func applicable(app marathon.Application, u taskUpdate) bool {
-	known := u.version == app.Version ||
-		app.VersionInfo != nil && app.VersionInfo.LastConfigChangeAt != "" && u.version == app.VersionInfo.LastConfigChangeAt
+func applicable(app catalog.App, u taskUpdate) bool {
+	known := u.version == app.Version || app.ConfigChange != "" && u.version == app.ConfigChange
 	if !known {
 		return false
 	}
-	return u.change != taskUp || app.HealthChecks == nil || len(*app.HealthChecks) == 0
+	return u.change != taskUp || app.HealthChecks == 0
 }
 
 // applyTask returns tasks with u applied, and whether that changed them. It
 // copies the slice when fresh (the first change of this app in the batch),
 // since the known app's slice is shared with published snapshots.
-func (k *knownApps) applyTask(tasks []*marathon.Task, u taskUpdate, fresh bool) ([]*marathon.Task, bool) {
-	i := slices.IndexFunc(tasks, func(t *marathon.Task) bool { return t != nil && t.ID == u.task })
+func (k *knownApps) applyTask(tasks []catalog.Task, u taskUpdate, fresh bool) ([]catalog.Task, bool) {
+	i := slices.IndexFunc(tasks, func(t catalog.Task) bool { return t.ID == u.task })
 	switch {
 	case u.change == taskDown:
 		if i < 0 {
@@ -260,18 +261,18 @@ func (k *knownApps) applyTask(tasks []*marathon.Task, u taskUpdate, fresh bool) 
 	case k.dead.has(u.task):
 		return tasks, false
 	}
-	task := marathon.Task{ID: u.task, AppID: u.app}
+	task := catalog.Task{ID: u.task}
 	if i >= 0 {
-		task = *tasks[i]
+		task = tasks[i]
 	}
-	task.Host, task.IPAddresses, task.Ports, task.State, task.Version = u.host, u.ips, u.ports, u.state, u.version
+	task.Host, task.IPs, task.Ports, task.State = u.host, u.ips, u.ports, u.state
 	if fresh {
 		tasks = slices.Clone(tasks)
 	}
 	if i >= 0 {
-		tasks[i] = &task
+		tasks[i] = task
 	} else {
-		tasks = append(tasks, &task)
+		tasks = append(tasks, task)
 	}
 	return tasks, true
 }

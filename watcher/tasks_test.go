@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	marathon "github.com/gambol99/go-marathon"
+	"github.com/oakdns/oak/catalog"
 )
 
 const (
@@ -24,24 +24,23 @@ func statusEvent(app, task, state, version, ip string) string {
 }
 
 // knownApp is an app at version v1 with one running task web.1 (10.0.0.1).
-func knownApp(id string, health bool) marathon.Application {
-	a := marathon.Application{ID: id, Version: v1, Tasks: []*marathon.Task{{
-		ID: strings.TrimPrefix(id, "/") + ".1", AppID: id, Host: "agent1", State: "TASK_RUNNING", Version: v1,
-		IPAddresses: []*marathon.IPAddress{{IPAddress: "10.0.0.1", Protocol: "IPv4"}},
+func knownApp(id string, health bool) catalog.App {
+	a := catalog.App{ID: id, Version: v1, Tasks: []catalog.Task{{
+		ID: strings.TrimPrefix(id, "/") + ".1", Host: "agent1", State: "TASK_RUNNING", IPs: []string{"10.0.0.1"},
 	}}}
 	if health {
-		a.HealthChecks = &[]marathon.HealthCheck{{Protocol: "HTTP"}}
+		a.HealthChecks = 1
 	}
 	return a
 }
 
 // taskIPs lists "task=ip" for every task of an app, sorted.
-func taskIPs(a marathon.Application) []string {
+func taskIPs(a catalog.App) []string {
 	var out []string
 	for _, t := range a.Tasks {
 		ip := ""
-		if len(t.IPAddresses) > 0 {
-			ip = t.IPAddresses[0].IPAddress
+		if len(t.IPs) > 0 {
+			ip = t.IPs[0]
 		}
 		out = append(out, t.ID+"="+ip+"/"+t.State)
 	}
@@ -88,10 +87,10 @@ func TestParseTaskUpdate(t *testing.T) {
 func TestKnownAppsPlan(t *testing.T) {
 	configChanged := knownApp("/web", false)
 	configChanged.Version = v2 // a scale: new version, same configuration
-	configChanged.VersionInfo = &marathon.VersionInfo{LastConfigChangeAt: v1}
+	configChanged.ConfigChange = v1
 	tests := []struct {
 		name        string
-		known       []marathon.Application
+		known       []catalog.App
 		dirty       []string
 		batches     [][]string // event bodies, one batch each, committed in turn
 		wantRefetch []string   // of the last batch
@@ -99,25 +98,25 @@ func TestKnownAppsPlan(t *testing.T) {
 	}{
 		{
 			name:      "running task is added",
-			known:     []marathon.Application{knownApp("/web", false)},
+			known:     []catalog.App{knownApp("/web", false)},
 			batches:   [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
 			wantTasks: []string{"web.1=10.0.0.1/TASK_RUNNING", "web.2=10.0.0.2/TASK_RUNNING"},
 		},
 		{
 			name:      "running task is updated in place",
-			known:     []marathon.Application{knownApp("/web", false)},
+			known:     []catalog.App{knownApp("/web", false)},
 			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_RUNNING", v1, "10.0.0.9")}},
 			wantTasks: []string{"web.1=10.0.0.9/TASK_RUNNING"},
 		},
 		{
 			name:      "killed task is removed",
-			known:     []marathon.Application{knownApp("/web", false)},
+			known:     []catalog.App{knownApp("/web", false)},
 			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1")}},
 			wantTasks: []string{},
 		},
 		{
 			name:  "tombstone beats a late running",
-			known: []marathon.Application{knownApp("/web", false)},
+			known: []catalog.App{knownApp("/web", false)},
 			batches: [][]string{
 				{statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1")},
 				{statusEvent("/web", "web.1", "TASK_RUNNING", v1, "10.0.0.1")},
@@ -125,7 +124,7 @@ func TestKnownAppsPlan(t *testing.T) {
 		},
 		{
 			name:  "tombstone kept while the app is refetched",
-			known: []marathon.Application{knownApp("/web", false)},
+			known: []catalog.App{knownApp("/web", false)},
 			batches: [][]string{
 				{statusEvent("/web", "web.2", "TASK_KILLED", v2, "10.0.0.2")}, // refetched: another version
 				{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")},
@@ -133,43 +132,43 @@ func TestKnownAppsPlan(t *testing.T) {
 		},
 		{
 			name:      "task of the last configuration change",
-			known:     []marathon.Application{configChanged},
+			known:     []catalog.App{configChanged},
 			batches:   [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
 			wantTasks: []string{"web.1=10.0.0.1/TASK_RUNNING", "web.2=10.0.0.2/TASK_RUNNING"},
 		},
 		{
 			name:        "staging does nothing",
-			known:       []marathon.Application{knownApp("/web", false)},
+			known:       []catalog.App{knownApp("/web", false)},
 			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_STAGING", v1, "")}},
 			wantRefetch: nil,
 		},
 		{
 			name:        "version mismatch refetches",
-			known:       []marathon.Application{knownApp("/web", false)},
+			known:       []catalog.App{knownApp("/web", false)},
 			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v2, "10.0.0.2")}},
 			wantRefetch: []string{"/web"},
 		},
 		{
 			name:        "unknown app refetches",
-			known:       []marathon.Application{knownApp("/other", false)},
+			known:       []catalog.App{knownApp("/other", false)},
 			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
 			wantRefetch: []string{"/web"},
 		},
 		{
 			name:        "running task of an app with health checks refetches",
-			known:       []marathon.Application{knownApp("/web", true)},
+			known:       []catalog.App{knownApp("/web", true)},
 			batches:     [][]string{{statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2")}},
 			wantRefetch: []string{"/web"},
 		},
 		{
 			name:      "dead task of an app with health checks is removed",
-			known:     []marathon.Application{knownApp("/web", true)},
+			known:     []catalog.App{knownApp("/web", true)},
 			batches:   [][]string{{statusEvent("/web", "web.1", "TASK_FAILED", v1, "10.0.0.1")}},
 			wantTasks: []string{},
 		},
 		{
 			name:  "one refetch of a dirty app covers its updates",
-			known: []marathon.Application{knownApp("/web", false)},
+			known: []catalog.App{knownApp("/web", false)},
 			dirty: []string{"/web"},
 			batches: [][]string{{
 				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
@@ -179,7 +178,7 @@ func TestKnownAppsPlan(t *testing.T) {
 		},
 		{
 			name:  "one refetch when any update needs it",
-			known: []marathon.Application{knownApp("/web", false)},
+			known: []catalog.App{knownApp("/web", false)},
 			batches: [][]string{{
 				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
 				statusEvent("/web", "web.3", "TASK_RUNNING", v2, "10.0.0.3"),
@@ -193,7 +192,7 @@ func TestKnownAppsPlan(t *testing.T) {
 			k.reset(tt.known)
 			original := taskIPs(tt.known[0])
 			var refetch []string
-			var changed []marathon.Application
+			var changed []catalog.App
 			for i, batch := range tt.batches {
 				var updates []taskUpdate
 				for _, body := range batch {

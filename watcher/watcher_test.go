@@ -129,13 +129,13 @@ func (d *driver) call(method, path string, body any) []byte {
 	return out
 }
 
-func (d *driver) apps() []marathon.Application {
+func (d *driver) apps() []catalog.App {
 	d.t.Helper()
 	var list marathon.Applications
 	if err := json.Unmarshal(d.call(http.MethodGet, "/v2/apps?embed=apps.tasks", nil), &list); err != nil {
 		d.t.Fatal(err)
 	}
-	return list.Apps
+	return appsOf(list.Apps)
 }
 
 func (d *driver) app(id string) marathon.Application {
@@ -250,7 +250,7 @@ func served(s *catalog.Snapshot, name string) []string {
 
 // diffSnapshots compares two snapshots through their public API: stats,
 // envs, rejections, and every name the apps claim, in every env.
-func diffSnapshots(got, want *catalog.Snapshot, apps []marathon.Application) string {
+func diffSnapshots(got, want *catalog.Snapshot, apps []catalog.App) string {
 	if got == nil || want == nil {
 		return fmt.Sprintf("nil snapshot: got %v want %v", got != nil, want != nil)
 	}
@@ -266,15 +266,11 @@ func diffSnapshots(got, want *catalog.Snapshot, apps []marathon.Application) str
 	}
 	envs := append(want.Envs(), defaultEnv)
 	for _, a := range apps {
-		if a.Labels == nil {
-			continue
-		}
-		for name := range strings.SplitSeq((*a.Labels)["OAK_NAMES"], ",") {
+		for name := range strings.SplitSeq(a.Labels["OAK_NAMES"], ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
 			for _, env := range envs {
 				g, w := got.Resolve(env, name), want.Resolve(env, name)
-				if g.Registered != w.Registered || (g.Service == nil) != (w.Service == nil) ||
-					g.Service != nil && !reflect.DeepEqual(*g.Service, *w.Service) {
+				if !reflect.DeepEqual(g, w) {
 					diffs = append(diffs, fmt.Sprintf("%s in %s: %+v, want %+v", name, env, g.Service, w.Service))
 				}
 			}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/coredns/coredns/plugin/pkg/fall"
 	"github.com/coredns/coredns/plugin/test"
-	gomarathon "github.com/gambol99/go-marathon"
 	"github.com/miekg/dns"
 
 	"github.com/oakdns/oak/catalog"
@@ -37,7 +36,7 @@ type appSpec struct {
 	down                  bool
 }
 
-func (s appSpec) application() gomarathon.Application {
+func (s appSpec) application() catalog.App {
 	labels := map[string]string{"OAK_NAMES": s.names}
 	if s.env != "" {
 		labels["OAK_ENV"] = s.env
@@ -45,18 +44,13 @@ func (s appSpec) application() gomarathon.Application {
 	if s.ports != "" {
 		labels["OAK_PORTS"] = s.ports
 	}
-	app := gomarathon.Application{ID: s.id, Labels: &labels}
+	app := catalog.App{ID: s.id, Labels: labels}
 	state := "TASK_RUNNING"
 	if s.down {
 		state = "TASK_STAGING"
 	}
 	for i, ip := range s.ips {
-		app.Tasks = append(app.Tasks, &gomarathon.Task{
-			ID:          fmt.Sprintf("%s.%d", s.id, i),
-			AppID:       s.id,
-			State:       state,
-			IPAddresses: []*gomarathon.IPAddress{{IPAddress: ip, Protocol: "IPv4"}},
-		})
+		app.Tasks = append(app.Tasks, catalog.Task{ID: fmt.Sprintf("%s.%d", s.id, i), State: state, IPs: []string{ip}})
 	}
 	return app
 }
@@ -109,7 +103,7 @@ func testPolicy(t testing.TB) *catalog.Policy {
 
 func testSnapshot(t testing.TB) *catalog.Snapshot {
 	t.Helper()
-	var apps []gomarathon.Application
+	var apps []catalog.App
 	for _, spec := range topology() {
 		apps = append(apps, spec.application())
 	}
