@@ -11,28 +11,49 @@ import (
 // taskRunning is the Marathon task state of a started task.
 const taskRunning = "TASK_RUNNING"
 
+// defaultHTTPPort is the backend port of an OAK_HTTP host without a port.
+const defaultHTTPPort = 80
+
 // app is one Marathon application as the catalog sees it: validated labels
 // and the addresses derived from its tasks. It is immutable once built.
 type app struct {
-	id        string
-	env       string
-	names     []string
-	vhosts    []string     // vhost keys (see vhostKey) of the HTTP label
-	ports     []Port       // sorted
-	backends  []netip.Addr // live backend addresses, sorted, deduped
-	claimed   []netip.Addr // addresses that identify the app as a client (EnvOf), sorted, deduped
-	tasks     int          // tasks in TASK_RUNNING
-	liveTasks int          // running tasks that pass their health checks
+	id       string
+	env      string
+	names    []string
+	vhosts   []appVHost   // OAK_HTTP hosts with their backends, sorted by host
+	backends []Backend    // live backends with their named ports, sorted by address
+	claimed  []netip.Addr // addresses that identify the app as a client (EnvOf), sorted, deduped
+	tasks    int          // tasks in TASK_RUNNING
+	live     int          // running tasks that pass their health checks
+}
+
+// appVHost is one OAK_HTTP host of an app and the live endpoints that
+// serve it, each address with the one port it serves HTTP on.
+type appVHost struct {
+	host     string
+	backends []Backend
+}
+
+// Backend is one live address of a service and the ports served there.
+// For a DNS name they are the app's named ports; for a virtual host, the
+// HTTP port(s) the address serves that host on.
+type Backend struct {
+	Addr  netip.Addr
+	Ports []Port // sorted
 }
 
 // equal reports whether a and b hold the same data (TestAppEqual keeps it
 // in step with the fields).
 func (a *app) equal(b *app) bool {
-	return a.id == b.id && a.env == b.env &&
-		slices.Equal(a.names, b.names) && slices.Equal(a.vhosts, b.vhosts) && slices.Equal(a.ports, b.ports) &&
-		slices.Equal(a.backends, b.backends) && slices.Equal(a.claimed, b.claimed) &&
-		a.tasks == b.tasks && a.liveTasks == b.liveTasks
+	return a.id == b.id && a.env == b.env && slices.Equal(a.names, b.names) &&
+		slices.EqualFunc(a.vhosts, b.vhosts, func(x, y appVHost) bool {
+			return x.host == y.host && slices.EqualFunc(x.backends, y.backends, Backend.equal)
+		}) &&
+		slices.EqualFunc(a.backends, b.backends, Backend.equal) && slices.Equal(a.claimed, b.claimed) &&
+		a.tasks == b.tasks && a.live == b.live
 }
+
+func (b Backend) equal(c Backend) bool { return b.Addr == c.Addr && slices.Equal(b.Ports, c.Ports) }
 
 // newApp turns a Marathon application into an app, or says why it is left
 // out. The application is read, never kept.
@@ -41,33 +62,27 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 		return nil, &Rejection{Label: "id", Reason: "app has no id"}
 	}
 	labels, err := p.labels.Parse(a.Labels)
+	if err == nil && labels.IP.IsValid() {
+		err = p.checkFixedIP(labels.IP, a.DockerIP)
+	}
 	if err != nil {
 		var le *LabelError
 		if !errors.As(err, &le) {
-			le = &LabelError{Reason: err.Error()}
+			le = p.labels.labelError(labelIP, labels.IP.String(), err)
 		}
 		return nil, &Rejection{AppID: a.ID, Label: le.Label, Value: le.Value, Reason: le.Reason}
 	}
-	out := &app{
-		id:    a.ID,
-		env:   labels.Env,
-		names: labels.Names,
-		ports: labels.Ports,
-	}
+	out := &app{id: a.ID, env: labels.Env, names: labels.Names}
 	if out.env == "" {
 		out.env = p.defaultEnv
 	}
-	for _, vh := range labels.HTTP {
-		out.vhosts = append(out.vhosts, vhostKey(vh))
-	}
-	if out.ports == nil {
-		out.ports = derivedPorts(a)
-	}
-	if labels.IP.IsValid() {
-		out.claimed = append(out.claimed, labels.IP)
+	declared := labels.Ports
+	if declared == nil {
+		declared = derivedPorts(a)
 	}
 
 	healthChecked := a.HealthChecks > 0
+	var fixedLive bool
 	for i := range a.Tasks {
 		t := &a.Tasks[i]
 		if t.State != taskRunning {
@@ -79,24 +94,123 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 		if healthChecked && !healthy(t) {
 			continue
 		}
-		out.liveTasks++
-		if labels.IP.IsValid() {
-			continue
-		}
-		if len(taskIPs) > 0 {
-			out.backends = append(out.backends, taskIPs...)
-		} else if host, err := parseAddr(t.Host); err == nil {
-			// Host networking: the agent's address is the backend. It is not a
-			// claim for EnvOf, because every app on that agent shares it.
-			out.backends = append(out.backends, host)
+		out.live++
+		switch {
+		case labels.IP.IsValid():
+			fixedLive = true
+		case len(taskIPs) > 0:
+			for _, ip := range taskIPs {
+				out.addBackend(ip, declared, labels.HTTP, nil)
+			}
+		default:
+			// Host networking: the agent's address is the backend, on the
+			// host ports Marathon gave this task. It is not a claim for
+			// EnvOf, because every app on that agent shares it.
+			if host, err := parseAddr(t.Host); err == nil {
+				out.addBackend(host, hostPorts(a, t, labels.Ports, declared), labels.HTTP, hostPortOf(a, t))
+			}
 		}
 	}
-	if labels.IP.IsValid() && out.liveTasks > 0 {
-		out.backends = []netip.Addr{labels.IP}
+	if labels.IP.IsValid() && out.tasks > 0 {
+		// A claim classifies clients while the app runs a task: a container
+		// starting up asks for names before its health checks pass.
+		out.claimed = append(out.claimed, labels.IP)
 	}
-	out.backends = sortAddrs(out.backends)
+	if fixedLive {
+		out.addBackend(labels.IP, declared, labels.HTTP, nil)
+	}
+	out.backends = mergeBackends(out.backends)
+	for i := range out.vhosts {
+		out.vhosts[i].backends = mergeBackends(out.vhosts[i].backends)
+	}
+	for _, vh := range labels.HTTP {
+		if !slices.ContainsFunc(out.vhosts, func(v appVHost) bool { return v.host == vh.Host }) {
+			out.vhosts = append(out.vhosts, appVHost{host: vh.Host}) // published, nothing live
+		}
+	}
+	slices.SortFunc(out.vhosts, func(x, y appVHost) int { return strings.Compare(x.host, y.host) })
 	out.claimed = sortAddrs(out.claimed)
 	return out, nil
+}
+
+// addBackend records addr as a live backend with ports, and as an endpoint
+// of each OAK_HTTP host on that host's port, translated by hostPort when
+// the address is an agent's (nil: the port as written).
+func (out *app) addBackend(addr netip.Addr, ports []Port, http []VHost, hostPort func(uint16) uint16) {
+	out.backends = append(out.backends, Backend{Addr: addr, Ports: ports})
+	for _, vh := range http {
+		port := vh.Port
+		if port == 0 {
+			port = defaultHTTPPort
+		}
+		if hostPort != nil {
+			port = hostPort(port)
+		}
+		i := slices.IndexFunc(out.vhosts, func(v appVHost) bool { return v.host == vh.Host })
+		if i < 0 {
+			i = len(out.vhosts)
+			out.vhosts = append(out.vhosts, appVHost{host: vh.Host})
+		}
+		out.vhosts[i].backends = append(out.vhosts[i].backends,
+			Backend{Addr: addr, Ports: []Port{{Name: "http", Number: port, Proto: "tcp"}}})
+	}
+}
+
+// mergeBackends sorts backends by address and merges the ports of equal
+// addresses.
+func mergeBackends(backends []Backend) []Backend {
+	slices.SortStableFunc(backends, func(x, y Backend) int { return x.Addr.Compare(y.Addr) })
+	out := backends[:0]
+	for _, b := range backends {
+		if n := len(out); n > 0 && out[n-1].Addr == b.Addr {
+			out[n-1].Ports = mergePorts(out[n-1].Ports, b.Ports)
+			continue
+		}
+		out = append(out, Backend{Addr: b.Addr, Ports: slices.Clone(b.Ports)})
+	}
+	return slices.Clip(out)
+}
+
+func mergePorts(a, b []Port) []Port {
+	out := append(slices.Clone(a), b...)
+	slices.SortFunc(out, comparePort)
+	return slices.Compact(out)
+}
+
+// hostPorts returns the ports a host-networked task serves: its own host
+// ports, named after the app's port specs by index. An OAK_PORTS label
+// states the ports as they are and wins.
+func hostPorts(a *App, t *Task, labelled, declared []Port) []Port {
+	if labelled != nil || len(t.Ports) == 0 {
+		return declared
+	}
+	var out []Port
+	for i, number := range t.Ports {
+		if number < 1 || number > 65535 {
+			continue
+		}
+		spec := PortSpec{Number: number}
+		if i < len(a.Ports) {
+			spec.Name, spec.Protocol = a.Ports[i].Name, a.Ports[i].Protocol
+		}
+		out = append(out, specPorts(i, spec)...)
+	}
+	slices.SortFunc(out, comparePort)
+	return slices.Compact(out)
+}
+
+// hostPortOf maps a container port of the app to the host port Marathon
+// gave task t for it (by index of the app's port specs); a port the app
+// does not declare is taken as it is.
+func hostPortOf(a *App, t *Task) func(uint16) uint16 {
+	return func(port uint16) uint16 {
+		for i, spec := range a.Ports {
+			if spec.Number == int(port) && i < len(t.Ports) && t.Ports[i] >= 1 && t.Ports[i] <= 65535 {
+				return uint16(t.Ports[i])
+			}
+		}
+		return port
+	}
 }
 
 // healthy reports whether every health check result of t is alive, with at
@@ -125,41 +239,42 @@ func taskAddrs(t *Task) []netip.Addr {
 	return out
 }
 
-// derivedPorts reads an app's ports from its port specs. Unnamed ports, and
-// names that are not one DNS label, get the name "port<index>"; ports out
-// of range and unknown protocols are skipped; "udp,tcp" gives one Port per
-// protocol.
+// derivedPorts reads an app's ports from its port specs.
 func derivedPorts(a *App) []Port {
 	var out []Port
 	for i, spec := range a.Ports {
-		if spec.Number < 1 || spec.Number > 65535 {
-			continue
-		}
-		portName, err := parsePortName(spec.Name)
-		if err != nil {
-			portName = fmt.Sprintf("port%d", i)
-		}
-		protocol := spec.Protocol
-		if protocol == "" {
-			protocol = "tcp"
-		}
-		for proto := range strings.SplitSeq(protocol, ",") {
-			if proto, err := parseProto(strings.TrimSpace(proto)); err == nil {
-				out = append(out, Port{Name: portName, Number: uint16(spec.Number), Proto: proto})
-			}
-		}
+		out = append(out, specPorts(i, spec)...)
 	}
 	slices.SortFunc(out, comparePort)
 	return slices.Compact(out)
 }
 
+// specPorts turns the port spec at index i into Ports. Unnamed ports, and
+// names that are not one DNS label, get the name "port<index>"; ports out
+// of range and unknown protocols are skipped; "udp,tcp" gives one Port per
+// protocol.
+func specPorts(i int, spec PortSpec) []Port {
+	if spec.Number < 1 || spec.Number > 65535 {
+		return nil
+	}
+	portName, err := parsePortName(spec.Name)
+	if err != nil {
+		portName = fmt.Sprintf("port%d", i)
+	}
+	protocol := spec.Protocol
+	if protocol == "" {
+		protocol = "tcp"
+	}
+	var out []Port
+	for proto := range strings.SplitSeq(protocol, ",") {
+		if proto, err := parseProto(strings.TrimSpace(proto)); err == nil {
+			out = append(out, Port{Name: portName, Number: uint16(spec.Number), Proto: proto})
+		}
+	}
+	return out
+}
+
 func sortAddrs(addrs []netip.Addr) []netip.Addr {
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	return slices.Compact(addrs)
-}
-
-// vhostKey is the key of a virtual host in the vhost index: host and port
-// are distinct vhosts (Nginx may listen on several ports).
-func vhostKey(vh VHost) string {
-	return fmt.Sprintf("%s:%d", vh.Host, vh.Port)
 }

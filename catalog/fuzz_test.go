@@ -104,7 +104,6 @@ func FuzzBuild(f *testing.F) {
 		envs := append(full.Envs(), "", "feature-new", env1, env2)
 		for _, name := range append(strings.Split(names1+","+names2, ","), "example.com", "") {
 			name = strings.ToLower(strings.TrimSpace(name))
-			full.HasSuffix(name)
 			for _, env := range envs {
 				answer := full.Resolve(env, name)
 				if answer.Service != nil && len(answer.Service.Addrs) == 0 {
@@ -121,9 +120,7 @@ func FuzzBuild(f *testing.F) {
 				full.Reverse(a)
 			}
 		}
-		for _, env := range envs {
-			full.VirtualHosts(env)
-		}
+		full.VHostViews(envs)
 		full.Conflicts()
 
 		cut := int(split) % (len(apps) + 1)

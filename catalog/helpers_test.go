@@ -79,7 +79,7 @@ type content struct {
 	Stats     Stats
 	Conflicts []AddrConflict
 	Envs      []string
-	Virtual   map[string][]VirtualHost
+	Virtual   []EnvVHosts
 }
 
 func flatten[K comparable, V any](t testing.TB, what string, tab *table[K, V]) map[K]V {
@@ -107,10 +107,7 @@ func contentOf(t testing.TB, s *Snapshot) content {
 		Stats:     s.Stats(),
 		Conflicts: s.Conflicts(),
 		Envs:      s.Envs(),
-		Virtual:   map[string][]VirtualHost{},
-	}
-	for _, env := range append(s.Envs(), s.Policy().DefaultEnv()) {
-		c.Virtual[env] = s.VirtualHosts(env)
+		Virtual:   s.VHostViews(s.Envs()),
 	}
 	return c
 }

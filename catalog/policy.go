@@ -23,6 +23,8 @@ type PolicyConfig struct {
 	DefaultEnv  string         // default "integration"
 	Fallback    []FallbackRule // first match wins; glob via path.Match
 	CIDRs       []CIDRRule     // client prefix -> env; most specific prefix wins
+	IPPools     []netip.Prefix // when set, OAK_IP must be inside one of them
+	IPAllow     []string       // address kinds OAK_IP may have besides unicast: loopback, link-local, broadcast
 }
 
 // FallbackRule says that an env matching Pattern (a path.Match glob such as
@@ -44,7 +46,9 @@ type Policy struct {
 	labels     LabelSchema
 	defaultEnv string
 	rules      []FallbackRule
-	cidrs      []CIDRRule          // sorted most specific first
+	cidrs      []CIDRRule // sorted most specific first
+	pools      []netip.Prefix
+	allow      addrKinds
 	fixed      map[string][]string // chains of the default env and of every rule parent and CIDR env
 	memo       chainMemo           // chains of other envs, computed on first use
 }
@@ -97,6 +101,20 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		p.cidrs = append(p.cidrs, CIDRRule{Prefix: prefix, Env: r.Env})
 	}
 	slices.SortStableFunc(p.cidrs, func(a, b CIDRRule) int { return b.Prefix.Bits() - a.Prefix.Bits() })
+
+	for i, pool := range cfg.IPPools {
+		if !pool.IsValid() || pool.Addr().Is4In6() || pool.Addr().Zone() != "" {
+			return nil, fmt.Errorf("ip_pool %d: %q is not a plain IPv4 or IPv6 prefix", i+1, pool)
+		}
+		p.pools = append(p.pools, pool.Masked())
+	}
+	for _, kind := range cfg.IPAllow {
+		bit, ok := addrKindOf(kind)
+		if !ok {
+			return nil, fmt.Errorf("ip_allow: unknown address kind %q (known: loopback, link-local, broadcast)", kind)
+		}
+		p.allow |= bit
+	}
 
 	// Every chain ends in the chain of a rule parent or of the default env,
 	// so walking from each parent finds every possible cycle.
@@ -211,6 +229,10 @@ func (p *Policy) Chain(env string) []string {
 	return chain
 }
 
+// CIDRRules returns the CIDR rules, most specific first (the order
+// EnvForAddr tries them in). The slice is shared: do not modify.
+func (p *Policy) CIDRRules() []CIDRRule { return p.cidrs }
+
 // EnvForAddr returns the env of the most specific CIDR rule containing a.
 func (p *Policy) EnvForAddr(a netip.Addr) (string, bool) {
 	a = a.Unmap()
@@ -268,4 +290,69 @@ func (m *chainMemo) put(env string, chain []string) {
 	}
 	next[env] = chain
 	shard.Store(&next)
+}
+
+// addrKinds is a set of special address kinds an OAK_IP may be allowed.
+type addrKinds uint8
+
+const (
+	kindLoopback addrKinds = 1 << iota
+	kindLinkLocal
+	kindBroadcast
+)
+
+func addrKindOf(name string) (addrKinds, bool) {
+	switch name {
+	case "loopback":
+		return kindLoopback, true
+	case "link-local":
+		return kindLinkLocal, true
+	case "broadcast":
+		return kindBroadcast, true
+	}
+	return 0, false
+}
+
+// checkFixedIP says why ip cannot be an app's OAK_IP, or nil. dockerIP is
+// the app's Docker ip parameter ("" when it has none): the label must name
+// the address Docker was told, or the app could claim another container's
+// clients. Loopback, link-local and broadcast addresses, and with ip_pool
+// addresses outside the pools and their network and broadcast addresses,
+// are no container's.
+func (p *Policy) checkFixedIP(ip netip.Addr, dockerIP string) error {
+	if dockerIP != "" {
+		docker, err := netip.ParseAddr(strings.TrimSpace(dockerIP))
+		if err != nil || docker.Unmap() != ip {
+			return fmt.Errorf("IP %s differs from the Docker ip parameter %.60q", ip, dockerIP)
+		}
+	}
+	switch {
+	case ip.IsLoopback() && p.allow&kindLoopback == 0:
+		return fmt.Errorf("IP %s is a loopback address (allow it with ip_allow loopback)", ip)
+	case ip.IsLinkLocalUnicast() && p.allow&kindLinkLocal == 0:
+		return fmt.Errorf("IP %s is a link-local address (allow it with ip_allow link-local)", ip)
+	case ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) && p.allow&kindBroadcast == 0:
+		return fmt.Errorf("IP %s is the broadcast address (allow it with ip_allow broadcast)", ip)
+	}
+	if len(p.pools) == 0 {
+		return nil
+	}
+	for _, pool := range p.pools {
+		if !pool.Contains(ip) {
+			continue
+		}
+		if ip.Is4() && pool.Bits() < 31 && (ip == pool.Addr() || ip == lastAddr(pool)) && p.allow&kindBroadcast == 0 {
+			return fmt.Errorf("IP %s is the network or broadcast address of ip_pool %s", ip, pool)
+		}
+		return nil
+	}
+	return fmt.Errorf("IP %s is outside every ip_pool", ip)
+}
+
+// lastAddr returns the last address of an IPv4 prefix.
+func lastAddr(pool netip.Prefix) netip.Addr {
+	a := pool.Masked().Addr().As4()
+	host := uint32(1)<<(32-pool.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

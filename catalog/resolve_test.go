@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,7 @@ func fallbackCluster(t testing.TB) *Snapshot {
 		testApp("/stg/db", labels("staging", "db.example.com"), running("10.0.1.2")),
 		testApp("/fx/redis", labels("feature-x", "redis.example.com", "OAK_HTTP", "redis.example.com"), running("10.0.2.1")),
 		withHealthChecks(testApp("/fx/db", labels("feature-x", "db.example.com"), health(running("10.0.2.2"), false))),
-		testApp("/fx/mq", labels("feature-x", "mq.example.com", "OAK_IP", "10.0.2.3")),
+		testApp("/fx/mq", labels("feature-x", "mq.example.com", "OAK_IP", "10.0.2.3", "OAK_HTTP", "mq.example.com")),
 		testApp("/stg/web", labels("staging", "web.example.com", "OAK_HTTP", "admin.example.com:8080"), running("10.0.1.5")),
 	})
 }
@@ -32,37 +33,111 @@ func TestResolve(t *testing.T) {
 	s := fallbackCluster(t)
 	tests := []struct {
 		name, env, query string
-		wantEnv          string // serving env; "" = no service
+		kind             Kind
+		wantEnv          string // serving, holding or claiming env
 		wantChain        []string
-		wantRegistered   bool
 	}{
-		{"own app", "feature-x", "redis.example.com", "feature-x", []string{"feature-x"}, true},
-		{"integration sees its own", "integration", "redis.example.com", "integration", []string{"integration"}, true},
-		{"other feature env falls back", "feature-y", "redis.example.com", "integration", []string{"feature-y", "staging", "integration"}, true},
-		{"none healthy in own env: next env", "feature-x", "db.example.com", "staging", []string{"feature-x", "staging"}, true},
-		{"three levels", "feature-x", "web.example.com", "staging", []string{"feature-x", "staging"}, true},
-		{"staging app invisible to integration", "integration", "web.example.com", "", []string{"integration"}, false},
-		{"registered nowhere", "feature-x", "nope.example.com", "", []string{"feature-x", "staging", "integration"}, false},
-		{"registered but not live anywhere", "feature-x", "mq.example.com", "", []string{"feature-x", "staging", "integration"}, true},
-		{"default env by empty string", "", "db.example.com", "integration", []string{"integration"}, true},
-		{"trailing dot", "staging", "db.example.com.", "staging", []string{"staging"}, true},
-		{"env with no apps, from a CIDR rule", "feature-office", "db.example.com", "staging", []string{"feature-office", "staging"}, true},
+		{"own app", "feature-x", "redis.example.com", Served, "feature-x", []string{"feature-x"}},
+		{"integration sees its own", "integration", "redis.example.com", Served, "integration", []string{"integration"}},
+		{"other feature env falls back", "feature-y", "redis.example.com", Served, "integration", []string{"feature-y", "staging", "integration"}},
+		{"none healthy in own env: next env", "feature-x", "db.example.com", Served, "staging", []string{"feature-x", "staging"}},
+		{"three levels", "feature-x", "web.example.com", Served, "staging", []string{"feature-x", "staging"}},
+		{"staging app foreign to integration", "integration", "web.example.com", Foreign, "staging", []string{"integration"}},
+		{"claimed nowhere", "feature-x", "nope.example.com", Unknown, "", []string{"feature-x", "staging", "integration"}},
+		{"claimed but not live anywhere: held", "feature-x", "mq.example.com", Held, "feature-x", []string{"feature-x", "staging", "integration"}},
+		{"held by the default env", "integration", "mq.example.com", Held, "integration", []string{"integration"}},
+		{"default env by empty string", "", "db.example.com", Served, "integration", []string{"integration"}},
+		{"trailing dot", "staging", "db.example.com.", Served, "staging", []string{"staging"}},
+		{"env with no apps, from a CIDR rule", "feature-office", "db.example.com", Served, "staging", []string{"feature-office", "staging"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := s.Resolve(tc.env, tc.query)
-			gotEnv := ""
-			if got.Service != nil {
-				gotEnv = got.Service.Env
-				if len(got.Service.Addrs) == 0 || got.Service.Name != "db.example.com" && got.Service.Name != tc.query {
-					t.Errorf("bad service %+v", got.Service)
-				}
+			if got.Kind != tc.kind || got.Env != tc.wantEnv || !reflect.DeepEqual(got.Chain, tc.wantChain) {
+				t.Errorf("Resolve(%s, %s) = %v env %q chain %v; want %v %q %v",
+					tc.env, tc.query, got.Kind, got.Env, got.Chain, tc.kind, tc.wantEnv, tc.wantChain)
 			}
-			if gotEnv != tc.wantEnv || !reflect.DeepEqual(got.Chain, tc.wantChain) || got.Registered != tc.wantRegistered {
-				t.Errorf("Resolve(%s, %s) = env %q chain %v registered %v; want %q %v %v",
-					tc.env, tc.query, gotEnv, got.Chain, got.Registered, tc.wantEnv, tc.wantChain, tc.wantRegistered)
+			if (got.Service != nil) != (tc.kind == Served) {
+				t.Fatalf("service %+v for kind %v", got.Service, got.Kind)
+			}
+			if got.Service != nil && (got.Service.Env != tc.wantEnv || len(got.Service.Addrs) == 0 || got.Service.Name != strings.TrimSuffix(tc.query, ".")) {
+				t.Errorf("bad service %+v", got.Service)
 			}
 		})
+	}
+}
+
+// TestResolveBelowAndAbove: names below a claimed name are decided by it;
+// names with claimed names below them exist (RFC 8020), in the forward and
+// the reverse tree.
+func TestResolveBelowAndAbove(t *testing.T) {
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
+		testApp("/fx/redis", labels("feature-x", "redis1.db.example.com"), running("10.0.1.1")),
+		testApp("/int/p", labels("", "p.example.com")), // held
+		testApp("/int/c", labels("", "c.p.example.com"), running("10.0.1.2")),
+		testApp("/int/web", labels("", "web.example.com"), running("2001:db8::7")),
+		testApp("/fy/only", labels("feature-y", "only.example.org"), running("10.0.2.1")),
+	})
+	tests := []struct {
+		env, query string
+		kind       Kind
+		base       string
+		children   bool
+	}{
+		{"feature-x", "db.example.com", EmptyNonTerminal, "", true},
+		{"integration", "db.example.com", EmptyNonTerminal, "", true},
+		{"integration", "example.com", EmptyNonTerminal, "", true},
+		{"integration", "com", EmptyNonTerminal, "", true},
+		{"integration", "p.example.com", Held, "", true}, // held with a live child: NODATA, not NXDOMAIN
+		{"integration", "c.p.example.com", Served, "", false},
+		{"integration", "x.c.p.example.com", BelowServed, "c.p.example.com", false},
+		{"integration", "_http._tcp.c.p.example.com", BelowServed, "c.p.example.com", false},
+		{"integration", "x.p.example.com", Held, "p.example.com", false},
+		{"integration", "x.redis1.db.example.com", Foreign, "redis1.db.example.com", false},
+		{"integration", "redis1.db.example.com", Foreign, "", false},
+		{"feature-x", "x.redis1.db.example.com", BelowServed, "redis1.db.example.com", false},
+		{"integration", "nosuch.example.com", Unknown, "", false},
+		{"integration", "ample.com", Unknown, "", false},
+		{"integration", "", Unknown, "", false},
+		{"integration", "1.1.0.10.in-addr.arpa", EmptyNonTerminal, "", true}, // the PTR owner itself: Reverse answers it
+		{"integration", "1.0.10.in-addr.arpa", EmptyNonTerminal, "", true},
+		{"integration", "in-addr.arpa", EmptyNonTerminal, "", true},
+		{"integration", "9.0.10.in-addr.arpa", Unknown, "", false},
+		{"integration", "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", EmptyNonTerminal, "", true},
+		{"integration", "8.b.d.0.1.0.0.2.ip6.arpa", EmptyNonTerminal, "", true},
+	}
+	for _, tc := range tests {
+		got := s.Resolve(tc.env, tc.query)
+		if got.Kind != tc.kind || got.Base != tc.base || got.Children != tc.children {
+			t.Errorf("Resolve(%s, %q) = %v base %q children %v; want %v %q %v",
+				tc.env, tc.query, got.Kind, got.Base, got.Children, tc.kind, tc.base, tc.children)
+		}
+		if got.Kind == BelowServed && (got.Service == nil || got.Service.Name != tc.base) {
+			t.Errorf("Resolve(%s, %q): below-served service %+v", tc.env, tc.query, got.Service)
+		}
+	}
+	// The reverse tree follows the live backends.
+	after := s.Apply([]App{testApp("/int/c", labels("", "c.p.example.com"))}, nil)
+	if got := after.Resolve("integration", "1.0.10.in-addr.arpa"); got.Kind != EmptyNonTerminal {
+		t.Errorf("10.0.1.1 is still live: %v", got.Kind)
+	}
+	if got := after.Resolve("integration", "2.1.0.10.in-addr.arpa"); got.Kind != Unknown {
+		t.Errorf("10.0.1.2 is no backend any more: %v", got.Kind)
+	}
+	if got := after.Resolve("integration", "p.example.com"); got.Kind != Held || !got.Children {
+		t.Errorf("p.example.com after c went down: %+v; c.p.example.com is still claimed below it", got)
+	}
+	if got := after.Apply(nil, []string{"/int/c"}).Resolve("integration", "p.example.com"); got.Kind != Held || got.Children {
+		t.Errorf("p.example.com after c was deleted: %+v", got)
+	}
+}
+
+func TestKindString(t *testing.T) {
+	for k, want := range map[Kind]string{Unknown: "unknown", Served: "served", Held: "held", Foreign: "foreign",
+		BelowServed: "below-served", EmptyNonTerminal: "empty-non-terminal", 99: "invalid"} {
+		if k.String() != want {
+			t.Errorf("%d.String() = %q, want %q", k, k.String(), want)
+		}
 	}
 }
 
@@ -151,107 +226,130 @@ func TestReverse(t *testing.T) {
 	}
 }
 
-func TestHasSuffix(t *testing.T) {
-	s := Build(mustPolicy(t, PolicyConfig{}), []App{
-		testApp("/a", labels("feature-x", "redis1.db.example.com"), running("10.0.0.1")),
-		testApp("/b", labels("", "mq.example.org")), // registered without live tasks
-	})
-	for name, want := range map[string]bool{
-		"redis1.db.example.com":  true,
-		"redis1.db.example.com.": true,
-		"db.example.com":         true,
-		"example.com":            true,
-		"com":                    true,
-		"mq.example.org":         true,
-		"example.org":            true,
-		"x.db.example.com":       false,
-		"b.example.com":          false,
-		"ample.com":              false,
-		"":                       false,
-	} {
-		if got := s.HasSuffix(name); got != want {
-			t.Errorf("HasSuffix(%q) = %v, want %v", name, got, want)
-		}
-	}
-	after := s.Apply(nil, []string{"/a"})
-	if after.HasSuffix("example.com") || !after.HasSuffix("org") {
-		t.Errorf("suffixes not updated by Apply")
-	}
-}
-
-func TestClaimed(t *testing.T) {
-	s := Build(mustPolicy(t, PolicyConfig{}), []App{
-		testApp("/a", labels("feature-x", "redis1.db.example.com"), running("10.0.0.1")),
-		testApp("/b", labels("", "mq.example.org")), // registered without live tasks
-	})
-	for name, want := range map[string]bool{
-		"redis1.db.example.com":  true, // in an env that is no one's default
-		"redis1.db.example.com.": true,
-		"mq.example.org":         true,  // no live task
-		"db.example.com":         false, // empty non-terminal
-		"example.org":            false,
-		"nosuch.example.com":     false,
-	} {
-		if got := s.Claimed(name); got != want {
-			t.Errorf("Claimed(%q) = %v, want %v", name, got, want)
-		}
-	}
-	if s.Apply(nil, []string{"/a"}).Claimed("redis1.db.example.com") {
-		t.Error("Claimed not updated by Apply")
-	}
-}
-
-func TestVirtualHosts(t *testing.T) {
+func TestResolveVHost(t *testing.T) {
 	s := fallbackCluster(t)
-	type vh struct {
-		host string
-		port uint16
+	type decision struct {
+		kind Kind
 		env  string
 		apps []string
+		ends []string // addr:port
 	}
 	tests := []struct {
-		env  string
-		want []vh
+		env, host string
+		want      decision
 	}{
-		{"integration", []vh{
-			{"admin.example.com", 8080, "integration", []string{"/int/redis"}},
-			{"redis.example.com", 0, "integration", []string{"/int/redis"}},
-		}},
-		{"staging", []vh{
-			{"admin.example.com", 8080, "staging", []string{"/stg/web"}},
-			{"redis.example.com", 0, "integration", []string{"/int/redis"}},
-		}},
-		{"feature-x", []vh{
-			{"admin.example.com", 8080, "staging", []string{"/stg/web"}},
-			{"redis.example.com", 0, "feature-x", []string{"/fx/redis"}},
-		}},
+		{"integration", "admin.example.com", decision{Served, "integration", []string{"/int/redis"}, []string{"10.0.0.1:8080"}}},
+		{"integration", "redis.example.com", decision{Served, "integration", []string{"/int/redis"}, []string{"10.0.0.1:80"}}},
+		{"staging", "admin.example.com", decision{Served, "staging", []string{"/stg/web"}, []string{"10.0.1.5:8080"}}},
+		{"staging", "redis.example.com", decision{Served, "integration", []string{"/int/redis"}, []string{"10.0.0.1:80"}}},
+		{"feature-x", "admin.example.com", decision{Served, "staging", []string{"/stg/web"}, []string{"10.0.1.5:8080"}}},
+		{"feature-x", "redis.example.com", decision{Served, "feature-x", []string{"/fx/redis"}, []string{"10.0.2.1:80"}}},
+		{"feature-x", "mq.example.com", decision{Held, "feature-x", nil, nil}},
+		{"integration", "mq.example.com", decision{Foreign, "feature-x", nil, nil}},
+		{"integration", "nope.example.com", decision{Unknown, "", nil, nil}},
 	}
 	for _, tc := range tests {
-		got := s.VirtualHosts(tc.env)
-		var flat []vh
-		for _, v := range got {
-			flat = append(flat, vh{v.Host, v.Port, v.Service.Env, v.Service.Apps})
-			// One implementation: the vhost's service is what Resolve would pick
-			// if the vhost's host were a name of the same apps.
-			if v.Service.Name != v.Host {
-				t.Errorf("service name %q for host %q", v.Service.Name, v.Host)
+		got := s.ResolveVHost(tc.env, tc.host)
+		d := decision{kind: got.Kind, env: got.Env}
+		if got.Service != nil {
+			d.apps = got.Service.Apps
+			for _, b := range got.Service.Backends {
+				for _, p := range b.Ports {
+					d.ends = append(d.ends, netip.AddrPortFrom(b.Addr, p.Number).String())
+				}
 			}
 		}
-		if !reflect.DeepEqual(flat, tc.want) {
-			t.Errorf("VirtualHosts(%s) = %+v\nwant %+v", tc.env, flat, tc.want)
+		if !reflect.DeepEqual(d, tc.want) {
+			t.Errorf("ResolveVHost(%s, %s) = %+v, want %+v", tc.env, tc.host, d, tc.want)
 		}
 	}
 	// When feature-x's redis goes down, its clients see integration's.
 	down := s.Apply([]App{
 		testApp("/fx/redis", labels("feature-x", "redis.example.com", "OAK_HTTP", "redis.example.com"), task("TASK_KILLED", "h", "10.0.2.1")),
 	}, nil)
-	for _, v := range down.VirtualHosts("feature-x") {
-		if v.Host == "redis.example.com" && v.Service.Env != "integration" {
-			t.Errorf("down vhost served by %s", v.Service.Env)
+	if got := down.ResolveVHost("feature-x", "redis.example.com"); got.Kind != Served || got.Env != "integration" {
+		t.Errorf("down vhost: %v by %s", got.Kind, got.Env)
+	}
+	if got := down.Resolve("feature-x", "redis.example.com"); got.Env != "integration" {
+		t.Errorf("Resolve after down: %s", got.Env)
+	}
+}
+
+// TestVHostPorts: host and host:80 are one vhost; the port is the one the
+// backend serves HTTP on, translated to the task's host port under host
+// networking.
+func TestVHostPorts(t *testing.T) {
+	hostNet := task(taskRunning, "192.0.2.7")
+	hostNet.Ports = []int{31001, 31002}
+	hostApp := testApp("/int/hostnet", labels("", "", "OAK_HTTP", "h.example.com:8080"), hostNet)
+	hostApp.Ports = []PortSpec{{Name: "admin", Number: 9000}, {Name: "web", Number: 8080}}
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
+		testApp("/int/a", labels("", "", "OAK_HTTP", "a.example.com,a.example.com:80"), running("10.0.0.1")),
+		testApp("/int/b", labels("", "", "OAK_HTTP", "a.example.com:8080"), running("10.0.0.2")),
+		hostApp,
+	})
+	if got := s.VHosts(); !reflect.DeepEqual(got, []string{"a.example.com", "h.example.com"}) {
+		t.Errorf("VHosts() = %v", got)
+	}
+	want := []Backend{
+		{netip.MustParseAddr("10.0.0.1"), []Port{{"http", 80, "tcp"}}},
+		{netip.MustParseAddr("10.0.0.2"), []Port{{"http", 8080, "tcp"}}},
+	}
+	if got := s.ResolveVHost("", "a.example.com").Service.Backends; !reflect.DeepEqual(got, want) {
+		t.Errorf("a.example.com backends %+v, want %+v", got, want)
+	}
+	wantHost := []Backend{{netip.MustParseAddr("192.0.2.7"), []Port{{"http", 31002, "tcp"}}}}
+	if got := s.ResolveVHost("", "h.example.com").Service.Backends; !reflect.DeepEqual(got, wantHost) {
+		t.Errorf("host-networked backends %+v, want %+v", got, wantHost)
+	}
+}
+
+func TestVHostViews(t *testing.T) {
+	s := fallbackCluster(t)
+	views := s.VHostViews([]string{"feature-x", "feature-y", "staging", "feature-x", "Bad Env"})
+	got := map[string][]string{}
+	for _, v := range views {
+		for _, h := range v.Hosts {
+			got[v.Env] = append(got[v.Env], h.Host+"="+h.Answer.Kind.String()+"@"+h.Answer.Env)
+			// Each listed decision is exactly what ResolveVHost says.
+			if want := s.ResolveVHost(v.Env, h.Host); !reflect.DeepEqual(h.Answer, want) {
+				t.Errorf("%s %s: %+v, ResolveVHost says %+v", v.Env, h.Host, h.Answer, want)
+			}
 		}
 	}
-	if got := down.Resolve("feature-x", "redis.example.com").Service.Env; got != "integration" {
-		t.Errorf("Resolve after down: %s", got)
+	want := map[string][]string{
+		"integration": {"admin.example.com=served@integration", "redis.example.com=served@integration"},
+		"staging":     {"admin.example.com=served@staging"},
+		"feature-x":   {"admin.example.com=served@staging", "mq.example.com=held@feature-x", "redis.example.com=served@feature-x"},
+		"feature-y":   {"admin.example.com=served@staging"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("VHostViews =\n%v\nwant\n%v", got, want)
+	}
+	if len(views) != 4 || views[0].Env != "feature-x" || views[3].Env != "staging" {
+		t.Errorf("envs not sorted and deduped: %+v", views)
+	}
+}
+
+func TestClients(t *testing.T) {
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
+		testApp("/fx/web", labels("feature-x", "web.example.com", "OAK_IP", "10.199.45.23"), running("172.17.0.2")),
+		testApp("/fx/idle", labels("feature-x", "idle.example.com", "OAK_IP", "10.199.45.24")), // no task: no claim
+		testApp("/fy/a", labels("feature-y", ""), running("10.199.45.40")),
+		testApp("/fz/b", labels("feature-z", ""), running("10.199.45.40")),
+	})
+	want := []ClientClaim{
+		{netip.MustParseAddr("10.199.45.23"), "feature-x", ByApp, []string{"/fx/web"}},
+		{netip.MustParseAddr("10.199.45.40"), "integration", ByConflict, []string{"/fy/a", "/fz/b"}},
+		{netip.MustParseAddr("172.17.0.2"), "feature-x", ByApp, []string{"/fx/web"}},
+	}
+	if got := s.Clients(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Clients() = %+v\nwant %+v", got, want)
+	}
+	for _, c := range want {
+		if env, how := s.EnvOf(c.Addr); env != c.Env || how != c.How {
+			t.Errorf("EnvOf(%s) = %s %v, Clients says %s %v", c.Addr, env, how, c.Env, c.How)
+		}
 	}
 }
 
@@ -267,7 +365,11 @@ func TestReadsDoNotAllocate(t *testing.T) {
 		"EnvOf app":           func() { s.EnvOf(client) },
 		"EnvOf CIDR":          func() { s.EnvOf(other) },
 		"Reverse":             func() { s.Reverse(client) },
-		"HasSuffix":           func() { s.HasSuffix("example.com") },
+		"Resolve held":        func() { s.Resolve("feature-x", "mq.example.com") },
+		"Resolve below":       func() { s.Resolve("feature-x", "_x._tcp.redis.example.com") },
+		"Resolve empty":       func() { s.Resolve("feature-x", "example.com") },
+		"ResolveVHost":        func() { s.ResolveVHost("feature-x", "admin.example.com") },
+		"ResolveVHost held":   func() { s.ResolveVHost("feature-x", "mq.example.com") },
 		"Resolve unknown env": func() { s.Resolve("feature-new", "db.example.com") }, // memoized after the first call
 	}
 	for name, read := range reads {
@@ -299,7 +401,7 @@ func TestConcurrentReads(t *testing.T) {
 				s := current.Load()
 				s.Resolve(env, "db.example.com")
 				s.EnvOf(netip.MustParseAddr("10.0.2.1"))
-				s.VirtualHosts(env)
+				s.ResolveVHost(env, "redis.example.com")
 			}
 		}()
 	}

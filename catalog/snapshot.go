@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"unique"
 )
@@ -25,8 +26,8 @@ type Snapshot struct {
 	apps     table[string, *app]      // app id -> accepted app
 	rejected table[string, Rejection] // app id -> why it was left out
 	names    table[string, claims]    // OAK_NAMES name -> who claims and serves it, per env
-	vhosts   table[string, claims]    // vhost key -> who claims and serves it, per env
-	suffixes table[string, int]       // name or ancestor of a name -> number of names at or below it
+	vhosts   table[string, claims]    // OAK_HTTP host -> who publishes and serves it, per env
+	suffixes table[string, int]       // name or ancestor of a name (forward, and reverse of live backends) -> number of names at or below it
 	addrs    table[addrKey, *owner]   // address -> apps claiming it and names it backs
 	envs     table[string, int]       // env -> number of accepted apps in it
 
@@ -41,7 +42,6 @@ type Snapshot struct {
 // changed name.
 type claims struct {
 	name string      // the DNS name, or the vhost's host
-	port uint16      // the vhost's port; 0 for DNS names
 	envs []envClaims // sorted by env; most names are claimed in a few envs
 }
 
@@ -89,13 +89,14 @@ type owner struct {
 
 type appEnv struct{ id, env string }
 
-// Service is what one env serves for one name: immutable.
+// Service is what one env serves for one name or virtual host: immutable.
 type Service struct {
-	Name  string
-	Env   string
-	Addrs []netip.Addr // live backends, sorted, deduped, non-empty
-	Ports []Port       // union of the serving apps' ports, sorted
-	Apps  []string     // serving app ids (those with live backends), sorted
+	Name     string
+	Env      string
+	Addrs    []netip.Addr // live backends' addresses, sorted, deduped, non-empty
+	Ports    []Port       // union of the backends' ports, sorted
+	Backends []Backend    // each address with the ports served there, sorted by address
+	Apps     []string     // serving app ids (those with live backends), sorted
 }
 
 // NameRef is a name as registered in one env.
@@ -464,7 +465,7 @@ func (u *update) replace(id string, a *app, rejection *Rejection) {
 func (u *update) changeApp(a *app, sign int) {
 	s := u.s
 	s.tasks += sign * a.tasks
-	s.liveTasks += sign * a.liveTasks
+	s.liveTasks += sign * a.live
 	envHash := s.hashString(a.env)
 	count, _ := s.envs.get(envHash, a.env)
 	if count += sign; count > 0 {
@@ -478,14 +479,14 @@ func (u *update) changeApp(a *app, sign int) {
 	for _, name := range a.names {
 		recordChange(u.nameChanges, name, a.env, a.id, sign)
 	}
-	for _, key := range a.vhosts {
-		recordChange(u.vhostChanges, key, a.env, a.id, sign)
+	for _, vh := range a.vhosts {
+		recordChange(u.vhostChanges, vh.host, a.env, a.id, sign)
 	}
 	for _, addr := range a.claimed {
 		u.addrChange(addr).claimants.record(a.id, sign)
 	}
-	for _, addr := range a.backends {
-		u.addrChange(addr).backends.record(a.id, sign)
+	for _, b := range a.backends {
+		u.addrChange(b.Addr).backends.record(a.id, sign)
 	}
 }
 
@@ -519,7 +520,7 @@ func (u *update) finish() {
 	for name, byEnv := range u.nameChanges {
 		hash := s.hashString(name)
 		old, existed := s.names.get(hash, name)
-		next, exists := u.rebuildClaims(old, name, 0, byEnv)
+		next, exists := u.rebuildClaims(old, name, false, byEnv)
 		switch {
 		case !exists && existed:
 			u.names.del(hash, name)
@@ -531,24 +532,34 @@ func (u *update) finish() {
 			}
 		}
 	}
-	for key, byEnv := range u.vhostChanges {
-		hash := s.hashString(key)
-		old, _ := s.vhosts.get(hash, key)
-		host, port := splitVHostKey(key)
-		if next, exists := u.rebuildClaims(old, host, port, byEnv); exists {
-			u.vhosts.put(hash, key, next)
+	for host, byEnv := range u.vhostChanges {
+		hash := s.hashString(host)
+		old, _ := s.vhosts.get(hash, host)
+		if next, exists := u.rebuildClaims(old, host, true, byEnv); exists {
+			u.vhosts.put(hash, host, next)
 		} else {
-			u.vhosts.del(hash, key)
+			u.vhosts.del(hash, host)
 		}
 	}
 	for addr, change := range u.addrChanges {
 		key := keyOf(addr)
 		hash := s.hashAddr(key)
 		old, _ := s.addrs.get(hash, key)
-		if next := u.rebuildOwner(old, change); next != nil {
+		next := u.rebuildOwner(old, change)
+		if next != nil {
 			u.addrs.put(hash, key, next)
 		} else {
 			u.addrs.del(hash, key)
+		}
+		// A live backend with names has a PTR record: its reverse name and
+		// the reverse zones above it exist (RFC 8020).
+		hadPTR, hasPTR := old != nil && len(old.refs) > 0, next != nil && len(next.refs) > 0
+		if hadPTR != hasPTR {
+			delta := 1
+			if hadPTR {
+				delta = -1
+			}
+			u.countSuffixes(reverseName(addr), delta)
 		}
 	}
 }
@@ -556,7 +567,7 @@ func (u *update) finish() {
 // rebuildClaims returns the new claims of one name, and false when no app
 // claims it any more. old is not modified: its envs may be read by
 // published snapshots.
-func (u *update) rebuildClaims(old claims, name string, port uint16, changes map[string]*idChange) (claims, bool) {
+func (u *update) rebuildClaims(old claims, name string, vhost bool, changes map[string]*idChange) (claims, bool) {
 	envs := make([]envClaims, 0, len(old.envs)+len(changes))
 	for _, e := range old.envs {
 		if changes[e.env] == nil {
@@ -570,33 +581,49 @@ func (u *update) rebuildClaims(old claims, name string, port uint16, changes map
 		}
 		if ids = change.apply(ids); len(ids) > 0 {
 			env = intern(env)
-			envs = append(envs, envClaims{env: env, apps: ids, service: u.service(name, env, ids)})
+			envs = append(envs, envClaims{env: env, apps: ids, service: u.service(name, env, ids, vhost)})
 		}
 	}
 	if len(envs) == 0 {
 		return claims{}, false
 	}
 	slices.SortFunc(envs, func(a, b envClaims) int { return strings.Compare(a.env, b.env) })
-	return claims{name: name, port: port, envs: envs}, true
+	return claims{name: name, envs: envs}, true
 }
 
-// service merges the live backends of apps claiming name in env; it has
-// no Addrs when none of them has a live backend.
-func (u *update) service(name, env string, ids []string) Service {
+// service merges the live backends of apps claiming name (a DNS name, or
+// an OAK_HTTP host when vhost is set) in env; it has no Addrs when none of
+// them has a live backend.
+func (u *update) service(name, env string, ids []string, vhost bool) Service {
 	svc := Service{Name: name, Env: env}
+	var backends []Backend
 	for _, id := range ids {
 		a, _ := u.s.apps.get(u.s.hashString(id), id)
-		if a == nil || len(a.backends) == 0 {
+		if a == nil {
+			continue
+		}
+		live := a.backends
+		if vhost {
+			live = nil
+			if i := slices.IndexFunc(a.vhosts, func(v appVHost) bool { return v.host == name }); i >= 0 {
+				live = a.vhosts[i].backends
+			}
+		}
+		if len(live) == 0 {
 			continue
 		}
 		svc.Apps = append(svc.Apps, id)
-		svc.Addrs = append(svc.Addrs, a.backends...)
-		svc.Ports = append(svc.Ports, a.ports...)
+		backends = append(backends, live...)
 	}
-	if len(svc.Addrs) == 0 {
+	if len(backends) == 0 {
 		return Service{}
 	}
-	svc.Addrs = sortAddrs(svc.Addrs)
+	svc.Backends = mergeBackends(backends)
+	svc.Addrs = make([]netip.Addr, len(svc.Backends))
+	for i, b := range svc.Backends {
+		svc.Addrs[i] = b.Addr
+		svc.Ports = append(svc.Ports, b.Ports...)
+	}
 	slices.SortFunc(svc.Ports, comparePort)
 	svc.Ports = slices.Compact(svc.Ports)
 	return svc
@@ -669,8 +696,27 @@ func (u *update) countSuffixes(name string, delta int) {
 	}
 }
 
-func splitVHostKey(key string) (string, uint16) {
-	colon := strings.LastIndexByte(key, ':')
-	port, _ := parsePortNumber(key[colon+1:])
-	return key[:colon], port
+// reverseName is the name of addr's PTR record, without the final dot:
+// 4.3.2.1.in-addr.arpa, or 32 nibbles and ip6.arpa.
+func reverseName(addr netip.Addr) string {
+	const hex = "0123456789abcdef"
+	var b strings.Builder
+	if addr.Is4() {
+		a4 := addr.As4()
+		for i := 3; i >= 0; i-- {
+			b.WriteString(strconv.Itoa(int(a4[i])))
+			b.WriteByte('.')
+		}
+		b.WriteString("in-addr.arpa")
+		return b.String()
+	}
+	a16 := addr.As16()
+	for i := 15; i >= 0; i-- {
+		b.WriteByte(hex[a16[i]&0xf])
+		b.WriteByte('.')
+		b.WriteByte(hex[a16[i]>>4])
+		b.WriteByte('.')
+	}
+	b.WriteString("ip6.arpa")
+	return b.String()
 }

@@ -60,8 +60,8 @@ func TestLiveTasks(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.wantBackends) {
 				t.Errorf("backends %v, want %v", got, tc.wantBackends)
 			}
-			if !answer.Registered {
-				t.Errorf("name not registered")
+			if answer.Kind != Served && answer.Kind != Held {
+				t.Errorf("name not claimed: %v", answer.Kind)
 			}
 			_, how := s.EnvOf(netip.MustParseAddr("10.0.0.1"))
 			if (how == ByApp) != tc.wantEnvOfByIP {
@@ -88,9 +88,14 @@ func TestBackendAddresses(t *testing.T) {
 			addrs("10.199.45.23"), []string{"10.199.45.23", "172.17.0.2", "172.17.0.3"}, nil, 2, 2,
 		},
 		{
-			"OAK_IP without live tasks serves nothing but still identifies clients",
+			"OAK_IP without a running task serves nothing and identifies nobody",
 			testApp("/a", ip("10.199.45.23"), task("TASK_STAGING", "192.0.2.1", "172.17.0.2")),
-			nil, []string{"10.199.45.23"}, []string{"172.17.0.2"}, 0, 0,
+			nil, nil, []string{"10.199.45.23", "172.17.0.2"}, 0, 0,
+		},
+		{
+			"OAK_IP of a running task that is not healthy yet identifies its clients",
+			withHealthChecks(testApp("/a", ip("10.199.45.23"), running("172.17.0.2"))),
+			nil, []string{"10.199.45.23", "172.17.0.2"}, nil, 0, 1,
 		},
 		{
 			"task ipAddresses",
@@ -188,7 +193,13 @@ func TestMergeApps(t *testing.T) {
 		Env:   "feature-x",
 		Addrs: addrs("10.0.0.1", "10.0.0.2"),
 		Ports: []Port{{"redis", 6379, "tcp"}, {"redis", 6380, "tcp"}},
-		Apps:  []string{"/redis-a", "/redis-b"},
+		// Each address with the ports of the apps that run there, so that
+		// SRV pairs a port with the addresses that serve it.
+		Backends: []Backend{
+			{netip.MustParseAddr("10.0.0.1"), []Port{{"redis", 6380, "tcp"}}},
+			{netip.MustParseAddr("10.0.0.2"), []Port{{"redis", 6379, "tcp"}, {"redis", 6380, "tcp"}}},
+		},
+		Apps: []string{"/redis-a", "/redis-b"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -374,10 +385,24 @@ func TestSync(t *testing.T) {
 // TestAppEqual: app.equal compares every field, so that Sync never keeps
 // an app that changed in a field it forgot.
 func TestAppEqual(t *testing.T) {
+	backends := func(port uint16) []Backend {
+		return []Backend{{netip.MustParseAddr("10.0.0.1"), []Port{{Name: "http", Number: port, Proto: "tcp"}}}}
+	}
 	base := app{
-		id: "/a", env: "e", names: []string{"a.example.com"}, vhosts: []string{"a.example.com:80"},
-		ports: []Port{{Name: "http", Number: 80, Proto: "tcp"}}, backends: addrs("10.0.0.1"), claimed: addrs("10.0.0.2"),
-		tasks: 1, liveTasks: 1,
+		id: "/a", env: "e", names: []string{"a.example.com"}, vhosts: []appVHost{{"a.example.com", backends(80)}},
+		backends: backends(80), claimed: addrs("10.0.0.2"), tasks: 1, live: 1,
+	}
+	for name, other := range map[string]app{
+		"a vhost's backend port": {id: base.id, env: base.env, names: base.names, vhosts: []appVHost{{"a.example.com", backends(81)}},
+			backends: base.backends, claimed: base.claimed, tasks: 1, live: 1},
+		"a vhost's host": {id: base.id, env: base.env, names: base.names, vhosts: []appVHost{{"b.example.com", backends(80)}},
+			backends: base.backends, claimed: base.claimed, tasks: 1, live: 1},
+		"a backend's port": {id: base.id, env: base.env, names: base.names, vhosts: base.vhosts,
+			backends: backends(81), claimed: base.claimed, tasks: 1, live: 1},
+	} {
+		if base.equal(&other) {
+			t.Errorf("app.equal ignores %s", name)
+		}
 	}
 	if !base.equal(&base) {
 		t.Fatal("an app differs from itself")

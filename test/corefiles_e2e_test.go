@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,7 +18,8 @@ import (
 )
 
 // Every Corefile in corefile-examples/ is loaded by bin/coredns and queried
-// with dig here (by-client.Corefile in TestSeedFallback), so none can rot.
+// with dig here (by-client.Corefile in TestSeedFallback, demo.Corefile in
+// TestDemo), so none can rot.
 
 func readExample(t *testing.T, name string) string {
 	t.Helper()
@@ -28,6 +30,18 @@ func readExample(t *testing.T, name string) string {
 	return string(b)
 }
 
+// onLoopback returns an operator's Corefile as it must run with the seed on
+// one machine: the seed plays containers by loopback addresses, which oak
+// refuses as fixed IPs unless `ip_allow loopback` allows them.
+func onLoopback(t *testing.T, corefile string) string {
+	t.Helper()
+	out := regexp.MustCompile(`(?m)^(\s*marathon\b[^{\n]*\{\n)`).ReplaceAllString(corefile, "${1}        ip_allow loopback\n")
+	if out == corefile {
+		t.Fatal("no marathon block to allow loopback addresses in")
+	}
+	return out
+}
+
 // TestPerEnvCorefile: one server block per env, pinned, each on its own
 // address; the client's address plays no part.
 func TestPerEnvCorefile(t *testing.T) {
@@ -35,7 +49,7 @@ func TestPerEnvCorefile(t *testing.T) {
 	url, client := startSim(t)
 	deploySeed(t, client)
 	const integrationDNS, featureDNS = "127.0.0.53", "127.0.0.54"
-	_, port := startCoreDNS(t, readExample(t, "per-env.Corefile"), "MARATHON_URL="+url,
+	_, port := startCoreDNS(t, onLoopback(t, readExample(t, "per-env.Corefile")), "MARATHON_URL="+url,
 		"OAK_BIND_INTEGRATION="+integrationDNS, "OAK_BIND_FEATURE_LOGIN="+featureDNS)
 	waitSynced(t, fmt.Sprintf("%s:%d", featureDNS, port), "db1.db.example.com")
 
@@ -61,7 +75,7 @@ func TestForwardCorefile(t *testing.T) {
 
 	// Before the first sync (Marathon unreachable): SERVFAIL in example.com,
 	// never production's answer; other zones are forwarded.
-	_, port := startCoreDNS(t, readExample(t, "by-client-forward.Corefile"),
+	_, port := startCoreDNS(t, onLoopback(t, readExample(t, "by-client-forward.Corefile")),
 		"MARATHON_URL=http://"+closedAddr(t), "OAK_UPSTREAM="+upstream)
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "www.example.org", "A", nil, "192.0.2.90")
 	for _, name := range []string{"redis1.db.example.com", "www.example.com"} {
@@ -72,7 +86,7 @@ func TestForwardCorefile(t *testing.T) {
 
 	url, client := startSim(t)
 	deploySeed(t, client)
-	_, port = startCoreDNS(t, readExample(t, "by-client-forward.Corefile"),
+	_, port = startCoreDNS(t, onLoopback(t, readExample(t, "by-client-forward.Corefile")),
 		"MARATHON_URL="+url, "OAK_UPSTREAM="+upstream)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
@@ -118,7 +132,7 @@ func TestOfflineCorefile(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "apps.json")
 	writeFile(t, file, full)
-	dnsd, port := startCoreDNS(t, readExample(t, "offline.Corefile"), "OAK_APPS_FILE="+file)
+	dnsd, port := startCoreDNS(t, onLoopback(t, readExample(t, "offline.Corefile")), "OAK_APPS_FILE="+file)
 	waitSynced(t, fmt.Sprintf("127.0.0.1:%d", port), "db1.db.example.com")
 	expectDig(t, digPath, "127.0.0.1", port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.31")
 

@@ -12,7 +12,7 @@ import (
 // holding for Ctrl-C) and checks that the show ends with the fallback.
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "oak-demo"), "-bin", binDir, "-hold=false",
-		"-corefile", "../corefile-examples/by-client.Corefile",
+		"-corefile", "../corefile-examples/demo.Corefile",
 		"-marathon", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-dns-port", fmt.Sprint(freePort(t)))
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -144,10 +145,10 @@ func deploySeed(t *testing.T, client marathon.Marathon) {
 func startCoreDNS(t *testing.T, corefile string, env ...string) (*process, int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "Corefile")
-	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for attempt := 1; ; attempt++ {
+		if err := os.WriteFile(path, []byte(withFreeSidePorts(t, corefile)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		port := freePort(t)
 		p := start(t, env, "coredns", "-conf", path, "-dns.port", fmt.Sprint(port))
 		err := p.waitOutput("CoreDNS-", 30*time.Second) // the banner, printed once every server listens
@@ -159,6 +160,18 @@ func startCoreDNS(t *testing.T, corefile string, env ...string) (*process, int) 
 		}
 		t.Logf("port %d was taken before CoreDNS bound it; trying another", port)
 	}
+}
+
+// withFreeSidePorts moves the `health` (:8080) and `prometheus` (:9153)
+// lines of an operator's Corefile, which take the plugins' fixed default
+// ports on every address, to free loopback ports, so that tests running
+// side by side (and the backends of nginxctl's tests) do not collide.
+func withFreeSidePorts(t *testing.T, corefile string) string {
+	t.Helper()
+	bare := regexp.MustCompile(`(?m)^(\s*)(health|prometheus)[ \t]*$`)
+	return bare.ReplaceAllStringFunc(corefile, func(line string) string {
+		return fmt.Sprintf("%s 127.0.0.1:%d", strings.TrimRight(line, " \t"), freePort(t))
+	})
 }
 
 // waitOutput waits until the process has written s, and fails when it

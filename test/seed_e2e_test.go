@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 
 	marathon "github.com/gambol99/go-marathon"
@@ -22,11 +21,7 @@ func TestSeedFallback(t *testing.T) {
 	url, client := startSim(t, "-health-delay", "10ms")
 	deploySeed(t, client)
 
-	corefile, err := os.ReadFile("../corefile-examples/by-client.Corefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port := startCoreDNS(t, string(corefile), "MARATHON_URL="+url)
+	_, port := startCoreDNS(t, onLoopback(t, readExample(t, "by-client.Corefile")), "MARATHON_URL="+url)
 	server := fmt.Sprintf("127.0.0.1:%d", port)
 	waitSynced(t, server, "db1.db.example.com")
 

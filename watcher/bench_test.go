@@ -97,7 +97,7 @@ func BenchmarkChangeToSnapshot(b *testing.B) {
 		for app, list := range pending {
 			// The newest shown change settles it and all older ones.
 			for i := len(list) - 1; i >= 0; i-- {
-				if s.Resolve(defaultEnv, list[i].name).Registered {
+				if s.Resolve(defaultEnv, list[i].name).Kind != catalog.Unknown {
 					for _, c := range list[:i+1] {
 						latencies = append(latencies, now.Sub(c.start))
 						if c.done.IsZero() || c.done.After(now) {

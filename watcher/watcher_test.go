@@ -382,12 +382,12 @@ func TestWatcherFollowsChanges(t *testing.T) {
 	d.call(http.MethodPut, "/v2/apps/app0?force=true", map[string]any{"labels": map[string]string{"OAK_NAMES": "renamed.example.com"}})
 	waitFor(t, "label update", func() bool {
 		s := w.Snapshot()
-		return len(served(s, "renamed.example.com")) > 0 && !s.Resolve(defaultEnv, "app0.example.com").Registered
+		return len(served(s, "renamed.example.com")) > 0 && s.Resolve(defaultEnv, "app0.example.com").Kind == catalog.Unknown
 	})
 
 	// Delete.
 	d.call(http.MethodDelete, "/v2/apps/shop/web?force=true", nil)
-	waitFor(t, "delete", func() bool { return !w.Snapshot().Resolve(defaultEnv, "web.example.com").Registered })
+	waitFor(t, "delete", func() bool { return w.Snapshot().Resolve(defaultEnv, "web.example.com").Kind == catalog.Unknown })
 
 	waitConverged(t, w, d, testPolicy(t))
 	st := w.Status()

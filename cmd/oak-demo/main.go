@@ -38,7 +38,7 @@ import (
 
 func main() {
 	bin := flag.String("bin", "bin", "directory holding coredns and marathon-sim")
-	corefile := flag.String("corefile", "corefile-examples/by-client.Corefile", "Corefile for bin/coredns")
+	corefile := flag.String("corefile", "corefile-examples/demo.Corefile", "Corefile for bin/coredns")
 	simAddr := flag.String("marathon", "127.0.0.1:18080", "listen address of the Marathon simulator")
 	dnsPort := flag.Int("dns-port", 1053, "port bin/coredns listens on (127.0.0.1)")
 	hold := flag.Bool("hold", true, "keep running after the show until Ctrl-C")

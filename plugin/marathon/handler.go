@@ -2,7 +2,9 @@ package marathon
 
 import (
 	"context"
+	"encoding/hex"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/coredns/coredns/plugin"
@@ -43,6 +45,7 @@ type reply struct {
 	extra   []dns.RR
 	soa     bool // put the zone's SOA in the authority section (negative answers)
 	next    bool // hand the query to the next plugin
+	nodata  bool // with next: names exist below the name, so the next plugin's NXDOMAIN becomes NODATA
 	outcome string
 }
 
@@ -89,6 +92,9 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	res := m.answer(snapshot, &q, &state)
 	m.counters.inc(metrics.WithServer(ctx), q.env, res.outcome)
 	if res.next {
+		if res.nodata {
+			return m.nextNoData(ctx, w, r, &q)
+		}
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
 	return m.write(w, r, &q, &res)
@@ -107,36 +113,47 @@ func (m *Marathon) answer(snapshot *catalog.Snapshot, q *query, state *request.R
 		return m.envInfo(snapshot, q)
 	case isChild(q.qname, nameserverLabel, q.zone):
 		return m.nameserver(q, state)
+	case isChild(q.qname, nameserverLabel[len("ns."):], q.zone):
+		return reply{soa: true, outcome: outcomeMeta} // dns.<zone>: ns.dns.<zone> is below it (RFC 8020)
 	case dnsutil.IsReverse(q.qname) > 0:
 		return m.reverse(snapshot, q)
 	}
 
-	answer := snapshot.Resolve(q.env, name)
-	if answer.Service != nil {
+	return m.decided(q, snapshot.Resolve(q.env, name), name)
+}
+
+// decided maps the catalog's decision for a name to a reply. Nothing that
+// any env claims is ever handed to the next plugin: production would
+// answer for a test name.
+func (m *Marathon) decided(q *query, answer catalog.Answer, name string) reply {
+	switch answer.Kind {
+	case catalog.Served:
 		return m.service(q, answer.Service)
-	}
-	if res, ok := m.srv(snapshot, q, name); ok {
-		return res
-	}
-	if answer.Registered {
-		// An env of the chain runs the name but has no live backend. Never
-		// fall through: the next plugin would hand out a production address.
-		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}
-	}
-	claimed := snapshot.Claimed(name)
-	if claimed {
-		// Only envs outside the client's chain run the name: it is a test
-		// name all the same, and production's answer for it must not leak.
-		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+	case catalog.BelowServed:
+		return m.below(q, answer, name)
+	case catalog.Held:
+		return negative(answer, outcomeDown)
+	case catalog.Foreign:
+		return negative(answer, outcomeMiss)
+	case catalog.EmptyNonTerminal:
+		if m.fall.Through(q.qname) {
+			return reply{next: true, nodata: true, outcome: outcomeFallthrough}
+		}
+		return reply{soa: true, outcome: outcomeNoData}
 	}
 	if m.fall.Through(q.qname) {
 		return reply{next: true, outcome: outcomeFallthrough}
 	}
-	if snapshot.HasSuffix(name) {
-		// An empty non-terminal: apps register names below it only.
-		return reply{rcode: dns.RcodeSuccess, soa: true, outcome: outcomeNoData}
-	}
 	return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+}
+
+// negative answers a name the plugin denies: NXDOMAIN, or NODATA when
+// names exist below it (RFC 8020).
+func negative(answer catalog.Answer, outcome string) reply {
+	if answer.Children {
+		return reply{soa: true, outcome: outcome}
+	}
+	return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcome}
 }
 
 // apex answers the zone's own name: SOA and NS are synthesized; any other
@@ -154,7 +171,7 @@ func (m *Marathon) apex(snapshot *catalog.Snapshot, q *query, name string, state
 		ns := &dns.NS{Hdr: m.header(q.zoneAsked, dns.TypeNS), Ns: target}
 		return reply{answer: []dns.RR{ns}, extra: m.localAddress(target, dns.TypeANY, state), outcome: outcomeMeta}
 	}
-	if answer := snapshot.Resolve(q.env, name); answer.Service != nil {
+	if answer := snapshot.Resolve(q.env, name); answer.Kind == catalog.Served {
 		return m.service(q, answer.Service)
 	}
 	return reply{soa: true, outcome: outcomeMeta}
@@ -210,60 +227,107 @@ func (m *Marathon) service(q *query, svc *catalog.Service) reply {
 	return reply{answer: records, outcome: outcome}
 }
 
-// srv answers _<port>._<proto>.<name> from the ports of the service that
-// serves <name>, and _<proto>.<name> as an empty non-terminal. ok is false
-// when name has neither form or its base name is not served.
-func (m *Marathon) srv(snapshot *catalog.Snapshot, q *query, name string) (res reply, ok bool) {
-	first, rest, found := strings.Cut(name, ".")
-	if !found || len(first) < 2 || first[0] != '_' {
-		return reply{}, false
-	}
-	second, base, found := strings.Cut(rest, ".")
-	if !found || len(second) < 2 || second[0] != '_' {
-		// _<proto>.<name>: exists when the service has a port of that proto.
-		answer := snapshot.Resolve(q.env, rest)
-		switch {
-		case answer.Service != nil && hasProto(answer.Service.Ports, first[1:]):
-			return reply{soa: true, outcome: serviceOutcome(q, answer.Service)}, true
-		case answer.Service != nil:
-			// Below a name the chain serves: ours to deny, no fallthrough.
-			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}, true
-		case answer.Registered:
-			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}, true
-		}
-		return reply{}, false
-	}
-
-	answer := snapshot.Resolve(q.env, base)
-	if answer.Service == nil {
-		if answer.Registered {
-			return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeDown}, true
-		}
-		return reply{}, false
-	}
+// below answers names under a name the chain serves (answer.Base):
+// _<proto>.<base> exists when the service has a port of that protocol,
+// _<port>._<proto>.<base> is the service's SRV record set, and
+// <address>.<base> names one backend, the target of SRV records whose port
+// only some backends serve. Anything else is ours to deny.
+func (m *Marathon) below(q *query, answer catalog.Answer, name string) reply {
 	svc := answer.Service
-	// The target is the service's own name, in the client's case.
-	target := q.asked[len(first)+len(second)+2:]
-	var records []dns.RR
-	for _, port := range svc.Ports {
-		if port.Name == first[1:] && port.Proto == second[1:] {
-			records = append(records, &dns.SRV{
-				Hdr:      m.header(q.asked, dns.TypeSRV),
-				Priority: 0,
-				Weight:   100,
-				Port:     port.Number,
-				Target:   target,
-			})
+	relative := strings.TrimSuffix(name, "."+answer.Base)
+	miss := reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+	first, second, two := strings.Cut(relative, ".")
+	switch {
+	case two && len(first) > 1 && first[0] == '_' && len(second) > 1 && second[0] == '_' && !strings.Contains(second, "."):
+		return m.srv(q, svc, first[1:], second[1:], len(first)+len(second)+2)
+	case !two && len(first) > 1 && first[0] == '_':
+		if hasProto(svc.Ports, first[1:]) {
+			return reply{soa: true, outcome: serviceOutcome(q, svc)}
+		}
+		return miss
+	case !two:
+		if addr, ok := parseAddrLabel(first); ok {
+			if i := slices.IndexFunc(svc.Backends, func(b catalog.Backend) bool { return b.Addr == addr }); i >= 0 {
+				records := m.addresses(q.asked, []netip.Addr{addr}, q.qtype)
+				if q.qtype != dns.TypeA && q.qtype != dns.TypeAAAA && q.qtype != dns.TypeANY || len(records) == 0 {
+					return reply{soa: true, outcome: serviceOutcome(q, svc)}
+				}
+				return reply{answer: records, outcome: serviceOutcome(q, svc)}
+			}
 		}
 	}
-	switch {
-	case len(records) == 0:
-		// Below a name the chain serves: ours to deny, no fallthrough.
-		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}, true
-	case q.qtype != dns.TypeSRV && q.qtype != dns.TypeANY:
-		return reply{soa: true, outcome: serviceOutcome(q, svc)}, true
+	return miss
+}
+
+// srv answers _<port>._<proto>.<base>. Each port goes with the addresses
+// that serve it: one record with the service's name as its target when
+// every backend serves the port on one number, else one record per backend
+// with that backend's own name (<address>.<base>) as its target. baseAt is
+// where the base name starts in the asked name.
+func (m *Marathon) srv(q *query, svc *catalog.Service, portName, proto string, baseAt int) reply {
+	type endpoint struct {
+		addr netip.Addr
+		port uint16
 	}
-	return reply{answer: records, extra: m.addresses(target, svc.Addrs, dns.TypeANY), outcome: serviceOutcome(q, svc)}, true
+	var ends []endpoint
+	for _, b := range svc.Backends {
+		for _, p := range b.Ports {
+			if p.Name == portName && p.Proto == proto {
+				ends = append(ends, endpoint{b.Addr, p.Number})
+			}
+		}
+	}
+	if len(ends) == 0 {
+		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+	}
+	outcome := serviceOutcome(q, svc)
+	if q.qtype != dns.TypeSRV && q.qtype != dns.TypeANY {
+		return reply{soa: true, outcome: outcome}
+	}
+	base := q.asked[baseAt:] // the service's own name, in the client's case
+	shared := len(ends) == len(svc.Backends)
+	for _, e := range ends {
+		shared = shared && e.port == ends[0].port
+	}
+	var records, extra []dns.RR
+	if shared {
+		records = []dns.RR{m.srvRecord(q.asked, ends[0].port, base)}
+		extra = m.addresses(base, svc.Addrs, dns.TypeANY)
+	} else {
+		for _, e := range ends {
+			target := addrLabel(e.addr) + "." + base
+			records = append(records, m.srvRecord(q.asked, e.port, target))
+			extra = append(extra, m.addresses(target, []netip.Addr{e.addr}, dns.TypeANY)...)
+		}
+	}
+	return reply{answer: records, extra: extra, outcome: outcome}
+}
+
+func (m *Marathon) srvRecord(owner string, port uint16, target string) *dns.SRV {
+	return &dns.SRV{Hdr: m.header(owner, dns.TypeSRV), Priority: 0, Weight: 100, Port: port, Target: target}
+}
+
+// addrLabel names one backend below its service: 10-0-0-1 for IPv4, the 32
+// hex digits of an IPv6 address.
+func addrLabel(addr netip.Addr) string {
+	if addr.Is4() {
+		return strings.ReplaceAll(addr.String(), ".", "-")
+	}
+	a16 := addr.As16()
+	return hex.EncodeToString(a16[:])
+}
+
+// parseAddrLabel reverses addrLabel.
+func parseAddrLabel(label string) (netip.Addr, bool) {
+	if len(label) == 32 {
+		var a16 [16]byte
+		if _, err := hex.Decode(a16[:], []byte(label)); err == nil {
+			return netip.AddrFrom16(a16).Unmap(), true
+		}
+		return netip.Addr{}, false
+	}
+	addr, err := netip.ParseAddr(strings.ReplaceAll(label, "-", "."))
+	return addr, err == nil && addr.Is4() && addrLabel(addr) == label
 }
 
 // reverse answers PTR queries for every address the catalog knows as a live
@@ -274,10 +338,9 @@ func (m *Marathon) reverse(snapshot *catalog.Snapshot, q *query) reply {
 		refs = snapshot.Reverse(addr)
 	}
 	if len(refs) == 0 {
-		if m.fall.Through(q.qname) {
-			return reply{next: true, outcome: outcomeFallthrough}
-		}
-		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
+		// Reverse names above live backends exist (RFC 8020).
+		name := strings.TrimSuffix(q.qname, ".")
+		return m.decided(q, snapshot.Resolve(q.env, name), name)
 	}
 	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
 		return reply{soa: true, outcome: outcomeNoData}

@@ -3,7 +3,6 @@ package marathon
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -55,7 +54,24 @@ type options struct {
 // from catalog.NewPolicy names the Corefile line that caused it.
 type optionLines struct {
 	block, labelPrefix, defaultEnv int
-	fallback, cidr                 []int
+	fallback, cidr, pool, allow    []int
+}
+
+func (l *optionLines) record(option string, line int) {
+	switch option {
+	case "label_prefix":
+		l.labelPrefix = line
+	case "default_env":
+		l.defaultEnv = line
+	case "fallback":
+		l.fallback = append(l.fallback, line)
+	case "env_cidr":
+		l.cidr = append(l.cidr, line)
+	case "ip_pool":
+		l.pool = append(l.pool, line)
+	case "ip_allow":
+		l.allow = append(l.allow, line)
+	}
 }
 
 func setup(c *caddy.Controller) error {
@@ -152,30 +168,6 @@ func parse(c *caddy.Controller) (options, *catalog.Policy, error) {
 				}
 				opts.token = args[0]
 				credentialsLine = c.Line()
-			case "label_prefix":
-				args := c.RemainingArgs()
-				if len(args) != 1 {
-					return opts, nil, c.ArgErr()
-				}
-				opts.policy.LabelPrefix = args[0]
-				lines.labelPrefix = c.Line()
-			case "default_env":
-				args := c.RemainingArgs()
-				if len(args) != 1 {
-					return opts, nil, c.ArgErr()
-				}
-				if err := catalog.ValidEnvName(args[0]); err != nil {
-					return opts, nil, c.Errf("default_env: %v", err)
-				}
-				opts.policy.DefaultEnv = args[0]
-				lines.defaultEnv = c.Line()
-			case "fallback":
-				args := c.RemainingArgs()
-				if len(args) != 2 {
-					return opts, nil, c.ArgErr()
-				}
-				opts.policy.Fallback = append(opts.policy.Fallback, catalog.FallbackRule{Pattern: args[0], Parent: args[1]})
-				lines.fallback = append(lines.fallback, c.Line())
 			case "env":
 				args := c.RemainingArgs()
 				if len(args) != 1 {
@@ -196,20 +188,6 @@ func parse(c *caddy.Controller) (options, *catalog.Policy, error) {
 					return opts, nil, c.Err("env_from_client cannot be combined with env")
 				}
 				envFromClient = true
-			case "env_cidr":
-				args := c.RemainingArgs()
-				if len(args) != 2 {
-					return opts, nil, c.ArgErr()
-				}
-				if opts.pinnedEnv != "" {
-					return opts, nil, c.Err("env_cidr cannot be combined with env")
-				}
-				prefix, err := netip.ParsePrefix(args[0])
-				if err != nil {
-					return opts, nil, c.Errf("env_cidr: invalid CIDR %q: %v", args[0], err)
-				}
-				opts.policy.CIDRs = append(opts.policy.CIDRs, catalog.CIDRRule{Prefix: prefix.Masked(), Env: args[1]})
-				lines.cidr = append(lines.cidr, c.Line())
 			case "ttl":
 				args := c.RemainingArgs()
 				if len(args) != 1 {
@@ -233,7 +211,17 @@ func parse(c *caddy.Controller) (options, *catalog.Policy, error) {
 			case "fallthrough":
 				opts.fall.SetZonesFromArgs(c.RemainingArgs())
 			default:
-				return opts, nil, c.Errf("unknown property '%s'", c.Val())
+				name := c.Val()
+				if !catalog.IsPolicyOption(name) {
+					return opts, nil, c.Errf("unknown property '%s'", name)
+				}
+				if name == "env_cidr" && opts.pinnedEnv != "" {
+					return opts, nil, c.Err("env_cidr cannot be combined with env")
+				}
+				if err := opts.policy.Option(name, c.RemainingArgs()); err != nil {
+					return opts, nil, c.Err(err.Error())
+				}
+				lines.record(name, c.Line())
 			}
 		}
 	}
@@ -324,6 +312,10 @@ func policyErrorLine(cfg catalog.PolicyConfig, lines optionLines) int {
 		if _, err := catalog.NewPolicy(base); err != nil {
 			return lines.cidr[i]
 		}
+	}
+	base.IPPools, base.IPAllow = cfg.IPPools, cfg.IPAllow
+	if _, err := catalog.NewPolicy(base); err != nil && len(lines.pool) > 0 {
+		return lines.pool[0]
 	}
 	return lines.block
 }

@@ -68,6 +68,16 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name:  "address rules",
+			input: "marathon {\n endpoint http://m1:8080\n ip_pool 10.199.45.0/24 fd00:45::/64\n ip_pool 10.199.46.7/24\n ip_allow loopback link-local\n}",
+			check: func(t *testing.T, opts options) {
+				want := []netip.Prefix{netip.MustParsePrefix("10.199.45.0/24"), netip.MustParsePrefix("fd00:45::/64"), netip.MustParsePrefix("10.199.46.0/24")}
+				if !reflect.DeepEqual(opts.policy.IPPools, want) || !reflect.DeepEqual(opts.policy.IPAllow, []string{"loopback", "link-local"}) {
+					t.Errorf("pools %v allow %v", opts.policy.IPPools, opts.policy.IPAllow)
+				}
+			},
+		},
+		{
 			name:  "credentials",
 			input: "marathon {\n endpoint http://m1:8080\n credentials alice s3cret\n}",
 			check: func(t *testing.T, opts options) {
@@ -187,7 +197,7 @@ func TestParseErrors(t *testing.T) {
 		{"credentials and token", "marathon {\n endpoint http://m\n credentials a b\n token t\n}", 4, "mutually exclusive"},
 		{"token and credentials", "marathon {\n endpoint http://m\n token t\n credentials a b\n}", 4, "mutually exclusive"},
 		{"bad default env", "marathon {\n endpoint http://m\n default_env Not_Valid\n}", 3, "default_env"},
-		{"fallback one arg", "marathon {\n endpoint http://m\n fallback feature-*\n}", 3, "Wrong argument count"},
+		{"fallback one arg", "marathon {\n endpoint http://m\n fallback feature-*\n}", 3, "fallback takes PATTERN PARENT"},
 		{"fallback cycle", "marathon {\n endpoint http://m\n fallback a b\n fallback b a\n}", 4, "cycle"},
 		{"fallback naming itself", "marathon {\n endpoint http://m\n fallback feature-* feature-x\n}", 3, "names itself"},
 		{"fallback matching default env", "marathon {\n endpoint http://m\n fallback integ* staging\n}", 3, "default env"},
@@ -195,13 +205,17 @@ func TestParseErrors(t *testing.T) {
 		{"bad label prefix", "marathon {\n endpoint http://m\n label_prefix a=b\n}", 3, "label prefix"},
 		{"bad cidr", "marathon {\n endpoint http://m\n env_cidr 10.0.0.0/33 staging\n}", 3, "invalid CIDR"},
 		{"cidr not a prefix", "marathon {\n endpoint http://m\n env_cidr staging 10.0.0.0/8\n}", 3, "invalid CIDR"},
-		{"cidr bad env", "marathon {\n endpoint http://m\n env_cidr 10.0.0.0/8 Bad_Env\n}", 3, "CIDR rule"},
+		{"cidr bad env", "marathon {\n endpoint http://m\n env_cidr 10.0.0.0/8 Bad_Env\n}", 3, "env_cidr: env name"},
 		{"cidr twice", "marathon {\n endpoint http://m\n env_cidr 10.0.0.0/8 a\n env_cidr 10.1.0.0/8 b\n}", 4, "twice"},
 		{"env and env_from_client", "marathon {\n endpoint http://m\n env a\n env_from_client\n}", 4, "cannot be combined"},
 		{"env_from_client and env", "marathon {\n endpoint http://m\n env_from_client\n env a\n}", 4, "cannot be combined"},
 		{"env and env_cidr", "marathon {\n endpoint http://m\n env a\n env_cidr 10.0.0.0/8 b\n}", 4, "cannot be combined"},
 		{"env_cidr and env", "marathon {\n endpoint http://m\n env_cidr 10.0.0.0/8 b\n env a\n}", 4, "cannot be combined"},
 		{"bad env", "marathon {\n endpoint http://m\n env -x\n}", 3, "env:"},
+		{"ip_pool without args", "marathon {\n endpoint http://m\n ip_pool\n}", 3, "ip_pool takes"},
+		{"ip_pool not a CIDR", "marathon {\n endpoint http://m\n ip_pool 10.199.45.1\n}", 3, "ip_pool: invalid CIDR"},
+		{"ip_pool 4in6", "marathon {\n endpoint http://m\n ip_pool ::ffff:10.0.0.0/104\n}", 3, "plain IPv4 or IPv6"},
+		{"ip_allow unknown", "marathon {\n endpoint http://m\n ip_allow multicast\n}", 3, "unknown address kind"},
 		{"env_from_client with args", "marathon {\n endpoint http://m\n env_from_client yes\n}", 3, "Wrong argument count"},
 		{"ttl not a number", "marathon {\n endpoint http://m\n ttl five\n}", 3, "ttl must be"},
 		{"ttl too large", "marathon {\n endpoint http://m\n ttl 3601\n}", 3, "ttl must be"},
