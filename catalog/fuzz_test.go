@@ -101,27 +101,41 @@ func FuzzBuild(f *testing.F) {
 		}
 		full := Build(p, apps)
 
-		envs := append(full.Envs(), "", "feature-new", env1, env2)
-		for _, name := range append(strings.Split(names1+","+names2, ","), "example.com", "") {
-			name = strings.ToLower(strings.TrimSpace(name))
-			for _, env := range envs {
-				answer := full.Resolve(env, name)
-				if answer.Service != nil && len(answer.Service.Addrs) == 0 {
-					t.Errorf("service without addresses: %+v", answer.Service)
-				}
-				if len(answer.Chain) == 0 {
-					t.Errorf("empty chain for env %q", env)
-				}
-			}
+		// Every answer the snapshot gives is the reference model's.
+		var names, hosts []string
+		for _, name := range append(strings.Split(names1+","+names2, ","), "example.com", "", "com") {
+			names = append(names, strings.ToLower(strings.TrimSpace(name)))
 		}
+		for _, host := range strings.Split(http1, ",") {
+			host, _, _ = strings.Cut(strings.TrimSpace(host), ":")
+			hosts = append(hosts, strings.ToLower(host))
+		}
+		var probes []netip.Addr
 		for _, s := range []string{ip1, ip2, task1, task2} {
 			if a, err := netip.ParseAddr(s); err == nil {
-				full.EnvOf(a)
-				full.Reverse(a)
+				probes = append(probes, a.Unmap().WithZone(""))
+				names = append(names, reverseOf(a.Unmap()))
 			}
 		}
-		full.VHostViews(envs)
-		full.Conflicts()
+		envs := append(full.Envs(), "", "feature-new", "lab")
+		for _, env := range []string{env1, env2} {
+			if ValidEnvName(env) == nil {
+				envs = append(envs, env)
+			}
+		}
+		agree(t, full, newReference(p, apps), names, hosts, envs, probes)
+		for _, view := range full.VHostViews(envs) {
+			for _, h := range view.Hosts {
+				if want := full.ResolveVHost(view.Env, h.Host); h.Answer.Kind != want.Kind || h.Answer.Service != want.Service {
+					t.Errorf("VHostViews %s %s = %v, ResolveVHost says %v", view.Env, h.Host, h.Answer.Kind, want.Kind)
+				}
+			}
+		}
+		for _, c := range full.Conflicts() {
+			if env, how := full.EnvOf(c.Addr); how != ByConflict || env != p.DefaultEnv() {
+				t.Errorf("conflict at %s, but EnvOf = %s %v", c.Addr, env, how)
+			}
+		}
 
 		cut := int(split) % (len(apps) + 1)
 		sameContent(t, Build(p, apps[:cut]).Apply(apps[cut:], nil), full)

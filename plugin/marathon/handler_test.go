@@ -9,6 +9,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
+	"github.com/oakdns/oak/catalog"
 )
 
 // Negative answers carry the zone's SOA (test.Section compares owner, TTL
@@ -390,6 +391,72 @@ func TestReplyHeader(t *testing.T) {
 		}
 		if len(got.Question) != 1 || got.Question[0] != want.Question[0] {
 			t.Errorf("%s: question %v, want %v", tc.qname, got.Question, want.Question)
+		}
+	}
+}
+
+// TestSRVPairsPorts: when the apps behind a name serve a port on different
+// numbers, each SRV record names one backend (<address>.<name>), which
+// resolves to that backend alone; host-networked tasks offer their own
+// host ports.
+func TestSRVPairsPorts(t *testing.T) {
+	policy, err := catalog.NewPolicy(catalog.PolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostNet := catalog.App{ID: "/h", Labels: map[string]string{"OAK_NAMES": "h.example.com"},
+		Ports: []catalog.PortSpec{{Name: "web", Number: 8080}},
+		Tasks: []catalog.Task{{ID: "h.1", State: "TASK_RUNNING", Host: "10.0.0.7", Ports: []int{31005}}}}
+	snapshot := catalog.Build(policy, []catalog.App{
+		{ID: "/a", Labels: map[string]string{"OAK_NAMES": "r.example.com", "OAK_PORTS": "redis:6379"},
+			Tasks: []catalog.Task{{ID: "a.1", State: "TASK_RUNNING", IPs: []string{"10.0.0.1"}}}},
+		{ID: "/b", Labels: map[string]string{"OAK_NAMES": "r.example.com", "OAK_PORTS": "redis:6380,admin:9000"},
+			Tasks: []catalog.Task{{ID: "b.1", State: "TASK_RUNNING", IPs: []string{"10.0.0.2"}}}},
+		hostNet,
+	})
+	m := newTestMarathon(snapshot)
+	soa := test.SOA("example.com. 5 IN SOA ns.dns.example.com. hostmaster.example.com. 1 7200 1800 86400 5")
+	runCases(t, m, []dnsCase{
+		{client: unknownClient, Case: test.Case{Qname: "_redis._tcp.r.example.com.", Qtype: dns.TypeSRV,
+			Answer: []dns.RR{
+				test.SRV("_redis._tcp.r.example.com. 5 IN SRV 0 100 6379 10-0-0-1.r.example.com."),
+				test.SRV("_redis._tcp.r.example.com. 5 IN SRV 0 100 6380 10-0-0-2.r.example.com."),
+			},
+			Extra: []dns.RR{test.A("10-0-0-1.r.example.com. 5 IN A 10.0.0.1"), test.A("10-0-0-2.r.example.com. 5 IN A 10.0.0.2")}}},
+		// Only /b has admin: its address alone.
+		{client: unknownClient, Case: test.Case{Qname: "_admin._tcp.r.example.com.", Qtype: dns.TypeSRV,
+			Answer: []dns.RR{test.SRV("_admin._tcp.r.example.com. 5 IN SRV 0 100 9000 10-0-0-2.r.example.com.")},
+			Extra:  []dns.RR{test.A("10-0-0-2.r.example.com. 5 IN A 10.0.0.2")}}},
+		{client: unknownClient, Case: test.Case{Qname: "10-0-0-2.r.example.com.", Qtype: dns.TypeA,
+			Answer: []dns.RR{test.A("10-0-0-2.r.example.com. 5 IN A 10.0.0.2")}}},
+		{client: unknownClient, Case: test.Case{Qname: "10-0-0-9.r.example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soa}}},
+		{client: unknownClient, Case: test.Case{Qname: "10-0-0-02.r.example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soa}}},
+		{client: unknownClient, Case: test.Case{Qname: "_web._tcp.h.example.com.", Qtype: dns.TypeSRV,
+			Answer: []dns.RR{test.SRV("_web._tcp.h.example.com. 5 IN SRV 0 100 31005 h.example.com.")},
+			Extra:  []dns.RR{test.A("h.example.com. 5 IN A 10.0.0.7")}}},
+	})
+}
+
+// TestEmptyNonTerminalFallthrough: a name with names below it may be
+// production's too, so it is handed on, but the next plugin's NXDOMAIN
+// becomes NODATA (RFC 8020).
+func TestEmptyNonTerminalFallthrough(t *testing.T) {
+	m := newTestMarathon(testSnapshot(t), withFallthrough)
+	m.Next = test.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		reply := new(dns.Msg)
+		reply.SetRcode(r, dns.RcodeNameError)
+		w.WriteMsg(reply)
+		return dns.RcodeNameError, nil
+	})
+	for qname, want := range map[string]int{
+		"db.example.com.":      dns.RcodeSuccess,   // redis1.db.example.com is below it
+		"nosuch.example.com.":  dns.RcodeNameError, // nothing below: production's word stands
+		"1.0.10.in-addr.arpa.": dns.RcodeSuccess,   // live backends' PTR owners are below it
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(qname, dns.TypeA)
+		if got := serve(t, m, featureClient, false, req); got.Rcode != want {
+			t.Errorf("%s: rcode %s, want %s", qname, dns.RcodeToString[got.Rcode], dns.RcodeToString[want])
 		}
 	}
 }

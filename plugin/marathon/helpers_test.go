@@ -78,6 +78,8 @@ func topology() []appSpec {
 		{id: "/int/svc", names: "svc.example.com", ips: []string{"10.0.1.40", "10.0.1.41"}},
 		{id: "/int/dual", names: "dual.example.com", ips: []string{"10.0.1.30", "fd00::30"}},
 		{id: "/int/down", names: "down.example.com", ips: []string{"10.0.1.50"}, down: true},
+		{id: "/int/parent", names: "parent.example.com", ips: []string{"10.0.1.60"}, down: true}, // held, with a live child
+		{id: "/int/child", names: "child.parent.example.com", ips: []string{"10.0.1.61"}},
 		big,
 		{id: "/staging/redis1", env: "staging", names: "redis1.db.example.com", ports: "redis:6379", ips: []string{"10.0.2.21"}},
 		{id: "/staging/only", env: "staging", names: "stagingonly.example.com", ips: []string{"10.0.2.50"}},
