@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -160,29 +158,4 @@ func dump(v any) string {
 		out += fmt.Sprintf("%v: %+v; ", iter.Key(), val.Interface())
 	}
 	return out + "}"
-}
-
-// sharedFixture returns the path of a file in the shared fixtures, which
-// sit in shared/ beside the repository (/work/main and /work/shared).
-func sharedFixture(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "fixtures", rel)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("fixture %s is missing: the shared/ directory must be checked out beside the repository root %s (%v)", rel, dir, err)
-	}
-	return path
 }

@@ -3,11 +3,12 @@ package catalog
 import (
 	"encoding/json"
 	"net/netip"
-	"os"
 	"reflect"
 	"testing"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/internal/testutil"
 )
 
 func TestLiveTasks(t *testing.T) {
@@ -348,10 +349,7 @@ func TestApplyEquivalence(t *testing.T) {
 // TestMarathonFixture reads a /v2/apps body recorded from Marathon 1.5 (in
 // the marathon-lb repository) as go-marathon decodes it.
 func TestMarathonFixture(t *testing.T) {
-	body, err := os.ReadFile(sharedFixture(t, "marathon/marathon-lb/marathon15_apps.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := testutil.ReadFixture(t, "marathon/marathon-lb/marathon15_apps.json")
 	var apps marathon.Applications
 	if err := json.Unmarshal(body, &apps); err != nil {
 		t.Fatalf("decode: %v", err)

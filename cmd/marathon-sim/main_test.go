@@ -6,12 +6,12 @@ import (
 	"flag"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/oakdns/oak/internal/testutil"
 )
 
 func TestHelpDocumentsFlags(t *testing.T) {
@@ -44,10 +44,7 @@ func TestBadFlags(t *testing.T) {
 // TestServeAndStop starts the command with a fixture, reads it back over
 // HTTP and stops it with SIGINT, as an operator would.
 func TestServeAndStop(t *testing.T) {
-	fixture := filepath.Join("..", "..", "..", "shared", "fixtures", "marathon", "marathon-lb", "marathon15_apps.json")
-	if _, err := os.Stat(fixture); err != nil {
-		t.Fatalf("fixture missing (the repo and shared/ must be siblings): %v", err)
-	}
+	fixture := testutil.Fixture(t, "marathon/marathon-lb/marathon15_apps.json")
 	var (
 		mu   sync.Mutex
 		body string
