@@ -162,7 +162,7 @@ func postJSON(t *testing.T, method, url, body string) *http.Response {
 }
 
 // TestEventSequences checks the wire order of events for create, scale
-// down, label change, task failure and delete against MARATHON.md §2.5.
+// down, label change, task failure and delete against docs/marathon-api.md §2.5.
 func TestEventSequences(t *testing.T) {
 	f := start(t, fast())
 	stream := openStream(t, f.srv.URL, "")

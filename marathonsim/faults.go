@@ -26,7 +26,7 @@ type RESTFault struct {
 	// Count is how many requests fail; 0 clears the fault.
 	Count int `json:"n"`
 	// Status is the HTTP status, default 503. A 5xx makes go-marathon mark
-	// the member down until its /ping succeeds (MARATHON.md §1.1).
+	// the member down until its /ping succeeds (docs/marathon-api.md §1.1).
 	Status int `json:"status"`
 	// IncludePing makes /ping fail too (and count) while the fault lasts.
 	IncludePing bool `json:"ping"`
