@@ -56,18 +56,32 @@ func canonical(v json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(x)
 }
 
-// parseBody reads a JSON object body into canonical top-level fields.
-// Computed keys are dropped, and so are nulls (a null in an update means
-// "unchanged", which is what go-marathon's "ports":null needs).
-func parseBody(r *http.Request) (fields, *apiError) {
+// readBody reads a request body of at most 8 MiB.
+func readBody(r *http.Request) ([]byte, *apiError) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
 		return nil, badJSON("/", "error.read")
+	}
+	return body, nil
+}
+
+// parseBody reads a JSON object body into canonical top-level fields.
+func parseBody(r *http.Request) (fields, *apiError) {
+	body, aerr := readBody(r)
+	if aerr != nil {
+		return nil, aerr
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, badJSON("/", "error.expected.jsobject")
 	}
+	return parseFields(top)
+}
+
+// parseFields turns a JSON object's keys into canonical fields. Computed
+// keys are dropped, and so are nulls (a null in an update means
+// "unchanged", which is what go-marathon's "ports":null needs).
+func parseFields(top map[string]json.RawMessage) (fields, *apiError) {
 	out := fields{}
 	for k, v := range top {
 		if computed(k) && k != "version" {
@@ -85,9 +99,14 @@ func parseBody(r *http.Request) (fields, *apiError) {
 	return out, nil
 }
 
-// parseSpec decodes the fields the simulator acts on and validates them.
+// parseSpec fills in Marathon's defaults inside health checks and port
+// definitions and mappings, then decodes the fields the simulator acts on
+// and validates them.
 func parseSpec(def fields) (appSpec, *apiError) {
 	var spec appSpec
+	if aerr := withNestedDefaults(def); aerr != nil {
+		return spec, aerr
+	}
 	body, _ := json.Marshal(def)
 	if err := json.Unmarshal(body, &spec); err != nil {
 		var te *json.UnmarshalTypeError
@@ -103,6 +122,76 @@ func parseSpec(def fields) (appSpec, *apiError) {
 		return spec, invalid("/instances", fmt.Sprintf("got %d, expected 0 or more", n))
 	}
 	return spec, nil
+}
+
+// withNestedDefaults fills in what Marathon writes for keys that health
+// checks, port definitions and Docker port mappings leave out
+// (docs/marathon-api.md §2.1).
+func withNestedDefaults(def fields) *apiError {
+	if raw, ok := def["healthChecks"]; ok {
+		var checks []json.RawMessage
+		if err := json.Unmarshal(raw, &checks); err != nil {
+			return badJSON("/healthChecks", "error.expected.jsarray")
+		}
+		for i, c := range checks {
+			filled, err := withHealthCheckDefaults(c)
+			if err != nil {
+				return badJSON(fmt.Sprintf("/healthChecks(%d)", i), "error.expected.jsobject")
+			}
+			checks[i] = filled
+		}
+		def["healthChecks"], _ = json.Marshal(checks)
+	}
+	if raw, ok := def["portDefinitions"]; ok {
+		filled, err := withPortDefaults(raw)
+		if err != nil {
+			return badJSON("/portDefinitions", "error.expected.jsarray")
+		}
+		def["portDefinitions"] = filled
+	}
+	if raw, ok := def["container"]; ok && string(raw) != "null" {
+		var container map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &container); err != nil {
+			return badJSON("/container", "error.expected.jsobject")
+		}
+		var docker map[string]json.RawMessage
+		if err := json.Unmarshal(container["docker"], &docker); err != nil || docker == nil {
+			return nil // no Docker part, or the spec check reports it
+		}
+		if mappings, ok := docker["portMappings"]; ok && string(mappings) != "null" {
+			filled, err := withPortDefaults(mappings)
+			if err != nil {
+				return badJSON("/container/docker/portMappings", "error.expected.jsarray")
+			}
+			docker["portMappings"] = filled
+			container["docker"], _ = json.Marshal(docker)
+			def["container"], _ = json.Marshal(container)
+		}
+	}
+	return nil
+}
+
+// withPortDefaults gives each port of a JSON array the "protocol" ("tcp")
+// and "labels" ({}) Marathon writes for it.
+func withPortDefaults(list json.RawMessage) (json.RawMessage, error) {
+	var ports []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(list))
+	dec.UseNumber()
+	if err := dec.Decode(&ports); err != nil {
+		return nil, err
+	}
+	for _, p := range ports {
+		if p == nil {
+			return nil, errors.New("port is not an object")
+		}
+		if _, ok := p["protocol"]; !ok {
+			p["protocol"] = "tcp"
+		}
+		if _, ok := p["labels"]; !ok {
+			p["labels"] = map[string]string{}
+		}
+	}
+	return json.Marshal(ports)
 }
 
 func jsType(kind string) string {
@@ -226,7 +315,7 @@ func (s *Server) viewLocked(a *app, e embed) appView {
 			case stateRunning:
 				v.running++
 			}
-			if a.spec.hasHealthChecks() && len(t.HealthCheckResults) > 0 {
+			if a.spec.hasHealthChecks() && t.State == stateRunning && len(t.HealthCheckResults) > 0 {
 				if t.ready(true) {
 					v.healthy++
 				} else {
@@ -386,10 +475,10 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	s.emitLocked("api_post_event", map[string]any{
 		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.currentJSON(),
 	})
-	d := s.deployLocked(a.id, original, planCreate, nil)
+	d := s.deployLocked(original, change{appID: a.id, kind: planCreate})
 	view := s.viewLocked(a, embed{tasks: true, counts: true, deployments: true})
 	s.mu.Unlock()
-	w.Header().Set("Location", id)
+	w.Header().Set("Location", appURL(r, id))
 	w.Header().Set("Marathon-Deployment-Id", d.id)
 	writeRaw(w, http.StatusCreated, view.appendJSON(nil))
 }
@@ -427,60 +516,157 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev := s.apps[id]
-	if d := s.locks[id]; d != nil && prev != nil {
-		if !forced(r) {
+	if aerr := s.unlockLocked(r, id); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	u, aerr := s.planUpdateLocked(id, body)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	original := s.planTreeLocked(id)
+	a := s.storeLocked(id, u.prev, u.def, u.spec, u.configChange)
+	s.emitLocked("api_post_event", map[string]any{
+		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.currentJSON(),
+	})
+	d := s.deployLocked(original, change{appID: id, kind: u.kind, prev: u.prev})
+	status := http.StatusOK
+	if u.prev == nil {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]string{"deploymentId": d.id, "version": a.version})
+}
+
+// updateApps answers PUT/PATCH /v2/apps with a JSON array of partial
+// updates (apps that do not exist are created): one deployment for all,
+// and no api_post_event, as Marathon does. Nothing changes unless every
+// update is valid.
+func (s *Server) updateApps(w http.ResponseWriter, r *http.Request) {
+	body, aerr := readBody(r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	var list []map[string]json.RawMessage
+	if err := json.Unmarshal(body, &list); err != nil {
+		writeError(w, badJSON("/", "error.expected.jsarray"))
+		return
+	}
+	bodies := make([]fields, len(list))
+	ids := make([]string, len(list))
+	seen := map[string]bool{}
+	for i, top := range list {
+		f, aerr := parseFields(top)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		var id string
+		if err := json.Unmarshal(f["id"], &id); err != nil || !validID(normalizeID(id)) {
+			writeError(w, invalid(fmt.Sprintf("(%d)/id", i), "must fully match regular expression '"+appIDPattern.String()+"'"))
+			return
+		}
+		ids[i], bodies[i] = normalizeID(id), f
+		if seen[ids[i]] {
+			writeError(w, invalid("/", "duplicate app id "+ids[i]))
+			return
+		}
+		seen[ids[i]] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	updates := make([]appUpdate, len(ids))
+	for i, id := range ids {
+		if d := s.locks[id]; d != nil && s.apps[id] != nil && !forced(r) {
 			writeError(w, locked(d))
 			return
 		}
-		s.cancelDeploymentLocked(d)
+		u, aerr := s.planUpdateLocked(id, bodies[i])
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		updates[i] = u
 	}
-	var def fields
+	for _, id := range ids {
+		if aerr := s.unlockLocked(r, id); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+	}
+	original := s.planTreeLocked(ids...)
+	changes := make([]change, len(updates))
+	for i, u := range updates {
+		s.storeLocked(ids[i], u.prev, u.def, u.spec, u.configChange)
+		changes[i] = change{appID: ids[i], kind: u.kind, prev: u.prev}
+	}
+	d := s.deployLocked(original, changes...)
+	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": d.version})
+}
+
+// unlockLocked lets a change of app id proceed: 409 when a deployment
+// holds the app, unless ?force=true, which cancels that deployment.
+// s.mu must be held.
+func (s *Server) unlockLocked(r *http.Request, id string) *apiError {
+	d := s.locks[id]
+	if d == nil || s.apps[id] == nil {
+		return nil
+	}
+	if !forced(r) {
+		return locked(d)
+	}
+	s.cancelDeploymentLocked(d)
+	return nil
+}
+
+// appUpdate is a validated change of one app, not yet stored.
+type appUpdate struct {
+	prev         *app // nil: the update creates the app
+	def          fields
+	spec         appSpec
+	kind         planKind
+	configChange bool // tasks must be replaced
+}
+
+// planUpdateLocked merges body into app id's definition (or, when body
+// names a version, takes that version) and validates the result.
+// s.mu must be held.
+func (s *Server) planUpdateLocked(id string, body fields) (appUpdate, *apiError) {
+	u := appUpdate{prev: s.apps[id], kind: planCreate, configChange: true}
 	if v, ok := body["version"]; ok {
 		var version string
 		_ = json.Unmarshal(v, &version)
-		if prev == nil || prev.versions[version] == nil {
-			writeError(w, &apiError{http.StatusNotFound, map[string]string{"message": fmt.Sprintf("App '%s' does not exist in version %s", id, version)}})
-			return
+		if u.prev == nil || u.prev.versions[version] == nil {
+			return u, &apiError{http.StatusNotFound, map[string]string{"message": fmt.Sprintf("App '%s' does not exist in version %s", id, version)}}
 		}
-		def = copyFields(prev.versions[version])
+		u.def = copyFields(u.prev.versions[version])
 	} else {
-		if prev != nil {
-			def = copyFields(prev.def)
+		if u.prev != nil {
+			u.def = copyFields(u.prev.def)
 		} else {
-			def = defaultDefinition()
+			u.def = defaultDefinition()
 		}
 		for k, v := range body {
 			if k == "ports" {
 				if _, both := body["portDefinitions"]; both {
 					continue
 				}
-				delete(def, "portDefinitions")
+				delete(u.def, "portDefinitions")
 			}
-			def[k] = v
+			u.def[k] = v
 		}
 	}
-	def["id"], _ = json.Marshal(id)
-	spec, aerr := parseSpec(def)
+	u.def["id"], _ = json.Marshal(id)
+	spec, aerr := parseSpec(u.def)
 	if aerr != nil {
-		writeError(w, aerr)
-		return
+		return u, aerr
 	}
-	original := s.planTreeLocked(id)
-	kind, change := planCreate, true
-	if prev != nil {
-		kind, change = classify(prev, def)
+	u.spec = spec
+	if u.prev != nil {
+		u.kind, u.configChange = classify(u.prev, u.def)
 	}
-	a := s.storeLocked(id, prev, def, spec, change)
-	s.emitLocked("api_post_event", map[string]any{
-		"clientIp": clientIP(r), "uri": r.URL.Path, "appDefinition": a.currentJSON(),
-	})
-	d := s.deployLocked(id, original, kind, prev)
-	status := http.StatusOK
-	if prev == nil {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]string{"deploymentId": d.id, "version": a.version})
+	return u, nil
 }
 
 // classify tells a scale-only change from a config change (which restarts
@@ -517,12 +703,9 @@ func (s *Server) changeableLocked(w http.ResponseWriter, r *http.Request, id str
 		writeError(w, notFound(id))
 		return nil, false
 	}
-	if d := s.locks[id]; d != nil {
-		if !forced(r) {
-			writeError(w, locked(d))
-			return nil, false
-		}
-		s.cancelDeploymentLocked(d)
+	if aerr := s.unlockLocked(r, id); aerr != nil {
+		writeError(w, aerr)
+		return nil, false
 	}
 	return prev, true
 }
@@ -539,7 +722,7 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) {
 	original := s.planTreeLocked(id)
 	s.deleteAppLocked(id)
 	version := s.nowVersion()
-	d := s.deployLocked(id, original, planStop, prev)
+	d := s.deployLocked(original, change{appID: id, kind: planStop, prev: prev})
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": version})
 }
 
@@ -554,7 +737,7 @@ func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	original := s.planTreeLocked(id)
 	a := s.storeLocked(id, prev, copyFields(prev.def), prev.spec, true)
-	d := s.deployLocked(id, original, planRestart, prev)
+	d := s.deployLocked(original, change{appID: id, kind: planRestart, prev: prev})
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": a.version})
 }
 
@@ -653,19 +836,37 @@ func (s *Server) treeLocked() json.RawMessage {
 	return s.tree
 }
 
-// planTreeLocked renders a root group for a plan that deploys app id: the
-// current root group, or with PlanGroupsAffected a root group holding only
-// app id (none when it does not exist), versioned with the last version
-// given out. s.mu must be held.
-func (s *Server) planTreeLocked(id string) json.RawMessage {
+// planTreeLocked renders a root group for a plan that deploys apps ids:
+// the current root group, or with PlanGroupsAffected a root group holding
+// only those of ids that exist, versioned with the last version given out.
+// s.mu must be held.
+func (s *Server) planTreeLocked(ids ...string) json.RawMessage {
 	if s.opts.PlanGroups != PlanGroupsAffected {
 		return s.treeLocked()
 	}
+	sorted := append([]string(nil), ids...)
+	sort.Strings(sorted)
 	var apps []groupApp
-	if a := s.apps[id]; a != nil {
-		apps = []groupApp{{id: id, json: a.currentJSON()}}
+	for _, id := range sorted {
+		if a := s.apps[id]; a != nil {
+			apps = append(apps, groupApp{id: id, json: a.currentJSON()})
+		}
 	}
 	return groupTree(apps, timestamp(s.lastVersion))
+}
+
+// appURL is the absolute URL of app id on the server r reached, for the
+// Location header of a created app.
+func appURL(r *http.Request, id string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	prefix := ""
+	if strings.HasPrefix(strings.TrimLeft(r.URL.Path, "/"), "marathon/") {
+		prefix = "/marathon"
+	}
+	return scheme + "://" + r.Host + prefix + "/v2/apps" + id
 }
 
 // clientIP is the request's remote address without the port.

@@ -30,17 +30,32 @@ type step struct {
 	Actions []action `json:"actions"`
 }
 
-// deployment is a running deployment plan for one app. Guarded by Server.mu.
+// change is what a deployment does to one app.
+type change struct {
+	appID string
+	kind  planKind
+	prev  *app // the app before the change; nil for a create
+}
+
+// deployment is a running deployment plan for one or more apps (PUT
+// /v2/apps changes several at once). Guarded by Server.mu.
 type deployment struct {
 	id, version string
-	appID       string
-	kind        planKind
+	changes     []change
 	steps       []step
 	current     int             // 1-based step in progress
 	plan        json.RawMessage // plan JSON of deployment events, with root groups before and after
-	prev        *app            // the app before the change; nil for a create
 	ctx         context.Context
 	cancel      context.CancelFunc
+}
+
+// affected returns the ids of the apps d changes.
+func (d *deployment) affected() []string {
+	ids := make([]string, len(d.changes))
+	for i, c := range d.changes {
+		ids[i] = c.appID
+	}
+	return ids
 }
 
 // planJSON renders a deployment plan as deployment events carry it. The
@@ -64,33 +79,46 @@ func planJSON(id, version string, original, target json.RawMessage, steps []step
 	return append(out, '}')
 }
 
-// deployLocked starts a deployment that brings app appID to its stored
-// state (or stops it) and publishes group_change_success. s.mu must be held.
-func (s *Server) deployLocked(appID string, original json.RawMessage, kind planKind, prev *app) *deployment {
-	d := &deployment{
-		id: newUUID(), version: timestamp(s.lastVersion), appID: appID, kind: kind, prev: prev,
-	}
-	one := func(name string) step { return step{Actions: []action{{Action: name, App: appID}}} }
-	switch kind {
-	case planCreate:
-		d.steps = []step{one("StartApplication")}
-		if a := s.apps[appID]; a != nil && a.spec.instances() > 0 {
-			d.steps = append(d.steps, one("ScaleApplication"))
+// deployLocked starts a deployment that brings each changed app to its
+// stored state (or stops it) and publishes group_change_success: new apps
+// start in a first step, then every app scales, restarts or stops in one
+// more. s.mu must be held.
+func (s *Server) deployLocked(original json.RawMessage, changes ...change) *deployment {
+	d := &deployment{id: newUUID(), version: timestamp(s.lastVersion), changes: changes, steps: []step{}}
+	var start, then []action
+	for _, c := range changes {
+		act := func(name string) action { return action{Action: name, App: c.appID} }
+		switch c.kind {
+		case planCreate:
+			start = append(start, act("StartApplication"))
+			if a := s.apps[c.appID]; a != nil && a.spec.instances() > 0 {
+				then = append(then, act("ScaleApplication"))
+			}
+		case planScale:
+			then = append(then, act("ScaleApplication"))
+		case planRestart:
+			then = append(then, act("RestartApplication"))
+		case planStop:
+			then = append(then, act("StopApplication"))
 		}
-	case planScale:
-		d.steps = []step{one("ScaleApplication")}
-	case planRestart:
-		d.steps = []step{one("RestartApplication")}
-	case planStop:
-		d.steps = []step{one("StopApplication")}
-	default:
-		d.steps = []step{}
 	}
-	d.plan = planJSON(d.id, d.version, original, s.planTreeLocked(appID), d.steps)
+	for _, actions := range [][]action{start, then} {
+		if len(actions) > 0 {
+			d.steps = append(d.steps, step{Actions: actions})
+		}
+	}
+	ids := d.affected()
+	d.plan = planJSON(d.id, d.version, original, s.planTreeLocked(ids...), d.steps)
 	d.ctx, d.cancel = context.WithCancel(s.ctx)
 	s.deployments[d.id] = d
-	s.locks[appID] = d
-	s.emitLocked("group_change_success", map[string]any{"groupId": parentGroup(appID), "version": d.version})
+	group := "/"
+	for _, id := range ids {
+		s.locks[id] = d
+	}
+	if len(ids) == 1 {
+		group = parentGroup(ids[0])
+	}
+	s.emitLocked("group_change_success", map[string]any{"groupId": group, "version": d.version})
 	s.notifyLocked()
 	if !s.goLocked(func() { s.runDeployment(d) }) {
 		d.cancel()
@@ -136,8 +164,10 @@ func (s *Server) runDeployment(d *deployment) {
 func (s *Server) endDeploymentLocked(d *deployment) {
 	d.cancel()
 	delete(s.deployments, d.id)
-	if s.locks[d.appID] == d {
-		delete(s.locks, d.appID)
+	for _, id := range d.affected() {
+		if s.locks[id] == d {
+			delete(s.locks, id)
+		}
 	}
 	s.notifyLocked()
 }
@@ -154,48 +184,57 @@ func (s *Server) cancelDeploymentLocked(d *deployment) {
 func (s *Server) perform(d *deployment, act action) bool {
 	switch act.Action {
 	case "ScaleApplication", "RestartApplication":
-		return s.converge(d)
+		return s.converge(d, act.App)
 	case "StopApplication":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if d.ctx.Err() != nil {
-			return false
-		}
-		s.emitLocked("app_terminated_event", map[string]any{"appId": d.appID})
-		keep := ""
-		if a := s.apps[d.appID]; a != nil { // re-created meanwhile
-			keep = a.configVersion
-		}
-		for _, t := range append([]*task(nil), s.tasks[d.appID]...) {
-			if keep == "" || t.Version != keep {
-				s.killLocked(t, stateKilled, "")
-			}
-		}
+		return s.stopApp(d, act.App)
 	}
 	return true
 }
 
-// converge launches and kills tasks until the app runs exactly its
-// instances of its current config version, all ready, and then kills the
-// tasks of older versions. It reports false when d was cancelled.
-func (s *Server) converge(d *deployment) bool {
-	for {
-		s.mu.Lock()
-		if d.ctx.Err() != nil {
-			s.mu.Unlock()
-			return false
+// stopApp kills every task of deleted app appID (but those of an app
+// re-created meanwhile) and waits until Mesos has confirmed the kills. It
+// reports false when d was cancelled.
+func (s *Server) stopApp(d *deployment, appID string) bool {
+	s.mu.Lock()
+	if d.ctx.Err() == nil {
+		s.emitLocked("app_terminated_event", map[string]any{"appId": appID})
+	}
+	s.mu.Unlock()
+	return s.until(d, func() bool {
+		keep := ""
+		if a := s.apps[appID]; a != nil {
+			keep = a.configVersion
 		}
-		a := s.apps[d.appID]
+		done := true
+		for _, t := range append([]*task(nil), s.tasks[appID]...) {
+			if (keep == "" || t.Version != keep) && s.stopTaskLocked(t) {
+				done = false
+			}
+		}
+		return done
+	})
+}
+
+// converge launches and kills tasks until app appID runs exactly its
+// instances of its current config version, all ready, then kills the tasks
+// of older versions, and waits until no task of the app is being killed.
+// It reports false when d was cancelled.
+func (s *Server) converge(d *deployment, appID string) bool {
+	return s.until(d, func() bool {
+		a := s.apps[appID]
 		if a == nil {
-			s.mu.Unlock()
 			return true
 		}
 		want := a.spec.instances()
 		var current, old []*task
+		dying := false
 		for _, t := range s.tasks[a.id] {
-			if t.Version == a.configVersion {
+			switch {
+			case t.State == stateKilling:
+				dying = true
+			case t.Version == a.configVersion:
 				current = append(current, t)
-			} else {
+			default:
 				old = append(old, t)
 			}
 		}
@@ -203,7 +242,7 @@ func (s *Server) converge(d *deployment) bool {
 			current = append(current, s.launchLocked(a))
 		}
 		for len(current) > want { // YOUNGEST_FIRST
-			s.killLocked(current[len(current)-1], stateKilled, "")
+			dying = s.stopTaskLocked(current[len(current)-1]) || dying
 			current = current[:len(current)-1]
 		}
 		ready := 0
@@ -212,10 +251,26 @@ func (s *Server) converge(d *deployment) bool {
 				ready++
 			}
 		}
-		if ready == want {
-			for _, t := range old {
-				s.killLocked(t, stateKilled, "")
-			}
+		if ready < want {
+			return false
+		}
+		for _, t := range old {
+			dying = s.stopTaskLocked(t) || dying
+		}
+		return !dying
+	})
+}
+
+// until calls step with s.mu held, at once and after every state change,
+// until it reports true (until returns true) or d is cancelled (false).
+func (s *Server) until(d *deployment, step func() bool) bool {
+	for {
+		s.mu.Lock()
+		if d.ctx.Err() != nil {
+			s.mu.Unlock()
+			return false
+		}
+		if step() {
 			s.mu.Unlock()
 			return true
 		}
@@ -253,7 +308,7 @@ func (s *Server) listDeployments(w http.ResponseWriter) {
 			}
 		}
 		list = append(list, deploymentJSON{
-			ID: d.id, Version: d.version, AffectedApps: []string{d.appID}, AffectedPods: []string{},
+			ID: d.id, Version: d.version, AffectedApps: d.affected(), AffectedPods: []string{},
 			Steps: d.steps, CurrentActions: current, CurrentStep: d.current, TotalSteps: len(d.steps),
 		})
 	}
@@ -278,20 +333,23 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, id str
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	original := s.planTreeLocked(d.appID)
-	current := s.apps[d.appID]
-	var rollback *deployment
-	if d.prev == nil {
-		s.deleteAppLocked(d.appID)
-		s.nowVersion()
-		rollback = s.deployLocked(d.appID, original, planStop, current)
-	} else {
-		kind, change := planScale, false
-		if current != nil {
-			kind, change = classify(current, d.prev.def)
+	original := s.planTreeLocked(d.affected()...)
+	undo := make([]change, 0, len(d.changes))
+	for _, c := range d.changes {
+		current := s.apps[c.appID]
+		if c.prev == nil {
+			s.deleteAppLocked(c.appID)
+			s.nowVersion()
+			undo = append(undo, change{appID: c.appID, kind: planStop, prev: current})
+			continue
 		}
-		s.storeLocked(d.appID, d.prev, copyFields(d.prev.def), d.prev.spec, change)
-		rollback = s.deployLocked(d.appID, original, kind, current)
+		kind, configChange := planScale, false
+		if current != nil {
+			kind, configChange = classify(current, c.prev.def)
+		}
+		s.storeLocked(c.appID, c.prev, copyFields(c.prev.def), c.prev.spec, configChange)
+		undo = append(undo, change{appID: c.appID, kind: kind, prev: current})
 	}
+	rollback := s.deployLocked(original, undo...)
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": rollback.id, "version": rollback.version})
 }

@@ -2,7 +2,7 @@
 // the server-sent event stream that go-marathon v0.7.1 talks to, with apps,
 // tasks, deployments, versions and fault injection for tests.
 //
-// See /work/shared/MARATHON.md (§2 shapes and event orders, §5 requirements)
+// See docs/marathon-api.md (§2 shapes and event orders, §5 requirements)
 // for what "as real Marathon does" means here.
 //
 // Usage in a test:

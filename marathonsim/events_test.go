@@ -149,6 +149,17 @@ func status(f sseFrame) string {
 	return s
 }
 
+// statuses is types with each status_update_event shown as its task status.
+func statuses(frames []sseFrame) []string {
+	out := types(frames)
+	for i, f := range frames {
+		if f.event == "status_update_event" {
+			out[i] = status(f)
+		}
+	}
+	return out
+}
+
 func postJSON(t *testing.T, method, url, body string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -162,7 +173,7 @@ func postJSON(t *testing.T, method, url, body string) *http.Response {
 }
 
 // TestEventSequences checks the wire order of events for create, scale
-// down, label change, task failure and delete against MARATHON.md §2.5.
+// down, label change, task failure and delete against docs/marathon-api.md §2.5.
 func TestEventSequences(t *testing.T) {
 	f := start(t, fast())
 	stream := openStream(t, f.srv.URL, "")
@@ -223,8 +234,8 @@ func TestEventSequences(t *testing.T) {
 
 	t.Run("scale down", func(t *testing.T) {
 		postJSON(t, http.MethodPut, f.srv.URL+"/v2/apps/shop/web", `{"id":"/shop/web","instances":1,"ports":null,"dependencies":null}`)
-		got := types(without(stream.until(t, "deployment_success"), "instance_changed_event"))
-		want := []string{"api_post_event", "group_change_success", "deployment_info", "status_update_event", "deployment_step_success", "deployment_success"}
+		got := statuses(without(stream.until(t, "deployment_success"), "instance_changed_event"))
+		want := []string{"api_post_event", "group_change_success", "deployment_info", "TASK_KILLING", "TASK_KILLED", "deployment_step_success", "deployment_success"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("scale down %v, want %v", got, want)
 		}
@@ -233,15 +244,8 @@ func TestEventSequences(t *testing.T) {
 	t.Run("label change", func(t *testing.T) {
 		postJSON(t, http.MethodPut, f.srv.URL+"/v2/apps/shop/web", `{"labels":{"a":"2"},"ports":null,"dependencies":null}`)
 		got := without(stream.until(t, "deployment_success"), "instance_changed_event")
-		var seq []string
-		for _, fr := range got {
-			s := fr.event
-			if fr.event == "status_update_event" {
-				s = status(fr)
-			}
-			seq = append(seq, s)
-		}
-		want := []string{"api_post_event", "group_change_success", "deployment_info", "TASK_STAGING", "TASK_RUNNING", "health_status_changed_event", "TASK_KILLED", "deployment_step_success", "deployment_success"}
+		seq := statuses(got)
+		want := []string{"api_post_event", "group_change_success", "deployment_info", "TASK_STAGING", "TASK_RUNNING", "health_status_changed_event", "TASK_KILLING", "TASK_KILLED", "deployment_step_success", "deployment_success"}
 		if !slices.Equal(seq, want) {
 			t.Fatalf("label change %v, want %v", seq, want)
 		}
@@ -283,8 +287,8 @@ func TestEventSequences(t *testing.T) {
 	t.Run("delete", func(t *testing.T) {
 		f.settle(t)
 		postJSON(t, http.MethodDelete, f.srv.URL+"/v2/apps/shop/web", "")
-		got := types(without(stream.until(t, "deployment_success"), "instance_changed_event"))
-		want := []string{"group_change_success", "deployment_info", "app_terminated_event", "status_update_event", "deployment_step_success", "deployment_success"}
+		got := statuses(without(stream.until(t, "deployment_success"), "instance_changed_event"))
+		want := []string{"group_change_success", "deployment_info", "app_terminated_event", "TASK_KILLING", "TASK_KILLED", "deployment_step_success", "deployment_success"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("delete %v, want %v", got, want)
 		}

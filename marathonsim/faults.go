@@ -26,7 +26,7 @@ type RESTFault struct {
 	// Count is how many requests fail; 0 clears the fault.
 	Count int `json:"n"`
 	// Status is the HTTP status, default 503. A 5xx makes go-marathon mark
-	// the member down until its /ping succeeds (MARATHON.md §1.1).
+	// the member down until its /ping succeeds (docs/marathon-api.md §1.1).
 	Status int `json:"status"`
 	// IncludePing makes /ping fail too (and count) while the fault lasts.
 	IncludePing bool `json:"ping"`
@@ -116,9 +116,12 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.log.Info("fault: delay", "delay", d)
 }
 
-// SetTaskHealth sets every health check result of a task to alive (or
-// not) and publishes health_status_changed_event when that changes. Tasks of
-// apps without health checks get one result anyway.
+// SetTaskHealth makes a task pass (alive) or fail its health checks. A
+// failing task fails one check now and then one per check interval (see
+// Options.HealthCheckInterval), with Marathon's events, and is killed and
+// replaced once a check fails with maxConsecutiveFailures failures already
+// counted. Tasks of apps without health checks get one result anyway, and
+// are never killed for it.
 func (s *Server) SetTaskHealth(taskID string, alive bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,11 +129,7 @@ func (s *Server) SetTaskHealth(taskID string, alive bool) error {
 	if t == nil {
 		return fmt.Errorf("marathonsim: task %q does not exist", taskID)
 	}
-	checks := 1
-	if a := s.apps[t.AppID]; a != nil && len(a.spec.HealthChecks) > 0 {
-		checks = len(a.spec.HealthChecks)
-	}
-	s.setHealthLocked(t, alive, checks)
+	s.setTaskHealthLocked(t, alive)
 	return nil
 }
 

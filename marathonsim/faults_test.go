@@ -220,17 +220,27 @@ func TestAdminAPI(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	f := start(t, Options{StagingDelay: -1, User: "u", Password: "p"})
-	if resp := get(t, f.srv.URL+"/ping"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("/ping needs no auth: %s", resp.Status)
+	// Marathon's --http_credentials protects /ping too, and challenges.
+	for _, path := range []string{"/ping", "/v2/apps", "/v2/events"} {
+		resp := get(t, f.srv.URL+path)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="Mesosphere"` {
+			t.Errorf("%s without auth: %s, WWW-Authenticate %q", path, resp.Status, resp.Header.Get("WWW-Authenticate"))
+		}
 	}
-	if resp := get(t, f.srv.URL+"/v2/apps"); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("no auth: %s", resp.Status)
+	if _, err := f.client.Ping(); err != nil { // the fixture client sends basic auth
+		t.Errorf("ping with auth: %v", err)
 	}
-	if _, err := f.client.Applications(nil); err != nil { // the fixture client sends basic auth
+	if _, err := f.client.Applications(nil); err != nil {
 		t.Fatalf("with auth: %v", err)
+	}
+	if resp := get(t, f.srv.URL+"/_sim/state"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/_sim/state: %s", resp.Status)
 	}
 	tok := start(t, Options{Token: "secret"})
 	if _, err := tok.client.Applications(nil); err != nil { // DC/OS: /marathon prefix + token
 		t.Fatalf("with token: %v", err)
+	}
+	if resp := get(t, tok.srv.URL+"/ping"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/ping without a token: %s", resp.Status)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -14,19 +12,14 @@ import (
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+	"github.com/oakdns/oak/internal/testutil"
 	"go.yaml.in/yaml/v3"
 )
 
-// readFixture reads shared/fixtures/marathon/<rel>; the repo and shared/
-// are siblings (/work/main and /work/shared).
+// readFixture reads testdata/marathon/<rel> at the repository root.
 func readFixture(t *testing.T, rel string) []byte {
 	t.Helper()
-	path := filepath.Join("..", "..", "shared", "fixtures", "marathon", rel)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("fixture %s missing: %v (expected the shared/ directory beside the repo)", path, err)
-	}
-	return b
+	return testutil.ReadFixture(t, "marathon/"+rel)
 }
 
 // comparable clears what a loaded fixture need not agree with: the

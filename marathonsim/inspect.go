@@ -68,7 +68,7 @@ func (s *Server) State() State {
 func (s *Server) Streams() int { return s.events.count() }
 
 // Settle waits until nothing is in flight: no deployment runs, no task is
-// staging or waiting for its first health result, no replacement is
+// staging, being killed or waiting for its first health result, no replacement is
 // waiting for its backoff. A task made unhealthy on purpose keeps a
 // deployment (and so Settle) waiting, as it would keep Marathon's.
 func (s *Server) Settle(ctx context.Context) error {
@@ -97,7 +97,7 @@ func (s *Server) busyLocked() bool {
 	for id, list := range s.tasks {
 		a := s.apps[id]
 		for _, t := range list {
-			if t.State == stateStaging {
+			if t.State == stateStaging || t.State == stateKilling {
 				return true
 			}
 			if a != nil && a.spec.hasHealthChecks() && t.State == stateRunning && len(t.HealthCheckResults) == 0 {

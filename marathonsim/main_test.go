@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	http.DefaultClient.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(
-			// go-marathon v0.7.1 never closes its SSE stream (MARATHON.md §1.5
+			// go-marathon v0.7.1 never closes its SSE stream (docs/marathon-api.md §1.5
 			// item 4): the reader goroutine it starts in AddEventsListener, and
 			// eventsource's stream/reconnect loop under it, live as long as the
 			// process. Unavoidable with that client, so they are ignored.
@@ -55,7 +55,7 @@ func start(t *testing.T, opts Options) *fixture {
 	transport := &http.Transport{}
 	t.Cleanup(func() {
 		// Refuse new connections first: eventsource reconnects at once when
-		// the stream ends and never closes a non-200 body (MARATHON.md
+		// the stream ends and never closes a non-200 body (docs/marathon-api.md
 		// §1.4), which would leak a client connection past the test.
 		_ = srv.Listener.Close()
 		sim.Close()
@@ -93,7 +93,7 @@ func fast() Options {
 }
 
 // pingDrainer reads /ping answers to the end at once. go-marathon v0.7.1's
-// member health check (cluster.healthCheckNode, MARATHON.md §1.1) never
+// member health check (cluster.healthCheckNode, docs/marathon-api.md §1.1) never
 // closes the /ping response body, which would leak the client connection
 // past the test; everything else passes through untouched.
 type pingDrainer struct{ next http.RoundTripper }

@@ -37,6 +37,15 @@ type Options struct {
 	// RestartBackoff is how long a failed task waits before its replacement
 	// is launched, like Marathon's backoffSeconds. Default 100ms.
 	RestartBackoff time.Duration
+	// KillDelay is how long a task being killed (scale down, restart,
+	// delete, a kill request, failed health checks) stays TASK_KILLING,
+	// still listed, before Mesos's TASK_KILLED removes it. Default 200ms.
+	KillDelay time.Duration
+	// HealthCheckInterval replaces the intervalSeconds of every app's health
+	// checks as the period at which an unhealthy task fails its next check.
+	// Zero: each app's own intervalSeconds (Marathon's default is 60 s).
+	// Negative: no periodic checks; only SetTaskHealth calls count as checks.
+	HealthCheckInterval time.Duration
 
 	// Heartbeat is the period of the blank-line heartbeat on event streams.
 	// Default 10s, as Jetty's EventSourceServlet.
@@ -52,7 +61,7 @@ type Options struct {
 	WriteTimeout time.Duration
 
 	// User and Password, when both set, require HTTP basic auth on every
-	// endpoint but /ping and /_sim/.
+	// endpoint but /_sim/, /ping included, as Marathon's --http_credentials.
 	User, Password string
 	// Token, when set, accepts "Authorization: token=<Token>" (DC/OS).
 	Token string
@@ -99,6 +108,7 @@ func (opts Options) withDefaults() Options {
 	opts.StagingDelay = duration(opts.StagingDelay, 20*time.Millisecond)
 	opts.HealthDelay = duration(opts.HealthDelay, 20*time.Millisecond)
 	opts.RestartBackoff = duration(opts.RestartBackoff, 100*time.Millisecond)
+	opts.KillDelay = duration(opts.KillDelay, 200*time.Millisecond)
 	opts.Heartbeat = duration(opts.Heartbeat, 10*time.Second)
 	opts.WriteTimeout = duration(opts.WriteTimeout, 10*time.Second)
 	if opts.SSERetry < 0 {

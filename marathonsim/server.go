@@ -120,7 +120,7 @@ func (s *Server) nowVersion() string {
 }
 
 // ServeHTTP routes a request like Marathon's HTTP layer: double slashes and
-// a DC/OS "/marathon" prefix are accepted, /ping and /_sim/ need no auth.
+// a DC/OS "/marathon" prefix are accepted, only /_sim/ needs no auth.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := cleanPath(r.URL.Path)
 	if strings.HasPrefix(path, "/_sim/") {
@@ -132,8 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if path == "/v2/events" {
-		if !s.authorized(r) {
-			writeMessage(w, http.StatusUnauthorized, "invalid username or password")
+		if s.challenge(w, r) {
 			return
 		}
 		s.serveEvents(w, r)
@@ -147,16 +146,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, status, "simulated failure (marathonsim fail-rest)")
 		return
 	}
+	if s.challenge(w, r) {
+		return
+	}
 	if path == "/ping" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("pong"))
 		return
 	}
-	if !s.authorized(r) {
-		writeMessage(w, http.StatusUnauthorized, "invalid username or password")
-		return
-	}
 	s.route(w, r, path)
+}
+
+// challenge answers 401 with an authentication challenge, as Marathon's
+// --http_credentials filter (realm "Mesosphere", its --http_realm default)
+// or DC/OS's admin router do, when r lacks the credentials Options ask for.
+// It reports whether it answered.
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request) bool {
+	if s.authorized(r) {
+		return false
+	}
+	if s.opts.User != "" && s.opts.Password != "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Mesosphere"`)
+	} else {
+		w.Header().Set("WWW-Authenticate", "acsjwt")
+	}
+	writeMessage(w, http.StatusUnauthorized, "invalid username or password")
+	return true
 }
 
 // route dispatches the /v2 API.
@@ -172,6 +187,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 			s.listApps(w, r)
 		case http.MethodPost:
 			s.createApp(w, r)
+		case http.MethodPut, http.MethodPatch:
+			s.updateApps(w, r)
 		default:
 			methodNotAllowed(w)
 		}

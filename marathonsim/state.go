@@ -104,8 +104,9 @@ type task struct {
 	ServicePorts       []int          `json:"servicePorts,omitempty"`
 	HealthCheckResults []healthResult `json:"healthCheckResults,omitempty"`
 
-	removed bool       // no longer in Server.tasks; lifecycle goroutines stop
-	leased  netip.Addr // address taken from TaskCIDR, released on removal
+	removed  bool       // no longer in Server.tasks; lifecycle goroutines stop
+	leased   netip.Addr // address taken from TaskCIDR, released on removal
+	checkRun int        // bumped by every SetTaskHealth; ends older check loops
 }
 
 type ipAddress struct {
@@ -139,6 +140,7 @@ type lastTaskFailure struct {
 const (
 	stateStaging = "TASK_STAGING"
 	stateRunning = "TASK_RUNNING"
+	stateKilling = "TASK_KILLING"
 	stateKilled  = "TASK_KILLED"
 	stateFailed  = "TASK_FAILED"
 )

@@ -65,46 +65,36 @@ func (s *Server) runTask(t *task, withHealth bool, checks int) {
 	s.setHealthLocked(t, true, checks)
 }
 
-// setHealthLocked sets every health check result of t and publishes
-// health_status_changed_event when alive changes. s.mu must be held.
-func (s *Server) setHealthLocked(t *task, alive bool, checks int) {
-	if checks < 1 {
-		checks = 1
+// stopTaskLocked kills t as Marathon's kill service does: TASK_KILLING now,
+// with t still listed, then TASK_KILLED and removal after Options.KillDelay,
+// when Mesos would confirm. It reports whether t is still listed.
+// s.mu must be held.
+func (s *Server) stopTaskLocked(t *task) bool {
+	if t.removed {
+		return false
 	}
-	now := timestamp(time.Now())
-	changed := len(t.HealthCheckResults) == 0
-	results := make([]healthResult, checks)
-	for i := range results {
-		var h healthResult
-		if i < len(t.HealthCheckResults) {
-			h = t.HealthCheckResults[i]
-		}
-		if h.Alive != alive {
-			changed = true
-		}
-		h.Alive = alive
-		h.InstanceID = instanceID(t.ID)
-		if alive {
-			h.ConsecutiveFailures = 0
-			if h.FirstSuccess == nil {
-				h.FirstSuccess = &now
-			}
-			h.LastSuccess = &now
-		} else {
-			h.ConsecutiveFailures++
-			h.LastFailure = &now
-			cause := "simulated failure (marathonsim)"
-			h.LastFailureCause = &cause
-		}
-		results[i] = h
+	if t.State == stateKilling {
+		return true
 	}
-	t.HealthCheckResults = results
-	if changed {
-		s.emitLocked("health_status_changed_event", map[string]any{
-			"appId": t.AppID, "instanceId": instanceID(t.ID), "version": t.Version, "alive": alive,
-		})
+	t.State = stateKilling
+	s.emitLocked("status_update_event", statusUpdate(t, ""))
+	s.emitLocked("instance_changed_event", instanceChanged(t, "Killing"))
+	if s.opts.KillDelay == 0 {
+		s.killLocked(t, stateKilled, "")
+		return false
 	}
 	s.notifyLocked()
+	s.goLocked(func() {
+		if !poll.Sleep(s.ctx, s.opts.KillDelay) {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !t.removed && t.State == stateKilling {
+			s.killLocked(t, stateKilled, "")
+		}
+	})
+	return true
 }
 
 // killLocked ends t with a terminal state, publishes it and forgets t.
@@ -175,7 +165,7 @@ func (s *Server) replaceLater(appID string, delay time.Duration) {
 		}
 		current := 0
 		for _, t := range s.tasks[appID] {
-			if t.Version == a.configVersion {
+			if t.Version == a.configVersion && t.State != stateKilling {
 				current++
 			}
 		}
@@ -381,14 +371,14 @@ func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"tasks": []any{}})
 }
 
-// killTasksLocked kills victims of appID with TASK_KILLED. With scale=true
+// killTasksLocked kills victims of appID (see stopTaskLocked). With scale=true
 // the app's instances go down by as many, through a scale deployment whose
 // id is written to w (when w is not nil); otherwise replacements start.
 // s.mu must be held.
 func (s *Server) killTasksLocked(w http.ResponseWriter, r *http.Request, appID string, victims []*task) {
 	scale := r.URL.Query().Get("scale") == "true"
 	for _, t := range victims {
-		s.killLocked(t, stateKilled, "")
+		s.stopTaskLocked(t)
 		if !scale {
 			s.replaceLater(appID, 0)
 		}
@@ -414,7 +404,7 @@ func (s *Server) killTasksLocked(w http.ResponseWriter, r *http.Request, appID s
 	spec.Instances = &n
 	prev := a
 	a = s.storeLocked(appID, prev, def, spec, false)
-	d := s.deployLocked(appID, original, planScale, prev)
+	d := s.deployLocked(original, change{appID: appID, kind: planScale, prev: prev})
 	if w != nil {
 		writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.id, "version": a.version})
 	}

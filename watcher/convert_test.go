@@ -3,13 +3,13 @@ package watcher
 import (
 	"encoding/json"
 	"net/netip"
-	"os"
 	"reflect"
 	"testing"
 
 	marathon "github.com/gambol99/go-marathon"
 
 	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/internal/testutil"
 )
 
 // recordedApps decodes the /v2/apps?embed=apps.tasks body recorded from
@@ -17,10 +17,7 @@ import (
 // does.
 func recordedApps(t *testing.T) []marathon.Application {
 	t.Helper()
-	body, err := os.ReadFile("../testdata/marathon/marathon-lb/marathon15_apps.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := testutil.ReadFixture(t, "marathon/marathon-lb/marathon15_apps.json")
 	var list marathon.Applications
 	if err := json.Unmarshal(body, &list); err != nil {
 		t.Fatalf("decode: %v", err)
@@ -106,5 +103,42 @@ func TestRecordedClassification(t *testing.T) {
 		if env, how := s.EnvOf(agent); env != "integration" || how != catalog.ByDefault {
 			t.Errorf("EnvOf(agent) = %s %v", env, how)
 		}
+	}
+}
+
+// TestRecordedWithOakLabels: the recorded app with oak labels: its task's
+// own address serves its name and vhost and classifies its container over
+// a CIDR rule; with a health check and no results it serves nothing.
+func TestRecordedWithOakLabels(t *testing.T) {
+	app := appsOf(recordedApps(t))[0]
+	app.Labels = map[string]string{"OAK_ENV": "feature-py", "OAK_NAMES": "pywebserver.example.com", "OAK_HTTP": "myvhost.com"}
+	container := netip.MustParseAddr("172.17.0.2")
+	policy, err := catalog.NewPolicy(catalog.PolicyConfig{CIDRs: []catalog.CIDRRule{{Prefix: netip.MustParsePrefix("172.17.0.0/16"), Env: "docker"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := catalog.Build(policy, []catalog.App{app})
+	if answer := s.Resolve("feature-py", "pywebserver.example.com"); answer.Kind != catalog.Served || !reflect.DeepEqual(answer.Service.Addrs, []netip.Addr{container}) {
+		t.Errorf("Resolve = %+v", answer)
+	}
+	if env, how := s.EnvOf(container); env != "feature-py" || how != catalog.ByApp {
+		t.Errorf("EnvOf(task ip) = %s %v; the app wins over the CIDR rule", env, how)
+	}
+	if env, how := s.EnvOf(netip.MustParseAddr("172.17.0.3")); env != "docker" || how != catalog.ByCIDR {
+		t.Errorf("EnvOf(other container) = %s %v", env, how)
+	}
+	if got := s.Reverse(container); !reflect.DeepEqual(got, []catalog.NameRef{{Name: "pywebserver.example.com", Env: "feature-py"}}) {
+		t.Errorf("Reverse = %v", got)
+	}
+	if got := s.ResolveVHost("feature-py", "myvhost.com"); got.Kind != catalog.Served || got.Service.Backends[0].Ports[0].Number != 80 {
+		t.Errorf("ResolveVHost = %+v", got)
+	}
+	app.HealthChecks = 1
+	s = catalog.Build(policy, []catalog.App{app})
+	if st := s.Stats(); st.Tasks != 1 || st.LiveTasks != 0 {
+		t.Errorf("with health checks: %+v", st)
+	}
+	if answer := s.Resolve("feature-py", "pywebserver.example.com"); answer.Kind != catalog.Held {
+		t.Errorf("with health checks: %+v", answer)
 	}
 }

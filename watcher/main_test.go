@@ -11,7 +11,7 @@ import (
 
 // leakOptions ignores exactly the goroutines go-marathon v0.7.1 cannot stop:
 // AddEventsListener starts a reader goroutine over an eventsource stream
-// that nothing ever closes (RemoveEventsListener leaves it open, MARATHON.md
+// that nothing ever closes (RemoveEventsListener leaves it open, docs/marathon-api.md
 // §1.5 item 4; the client has no Close and does not expose the stream).
 // Once the watcher stops, its transport fails every request at once, so
 // these two sleep in eventsource's doubling backoff and hold no connection;

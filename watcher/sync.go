@@ -17,7 +17,7 @@ func (w *Watcher) step(s *session) error {
 	var subErr error
 	if s.events == nil {
 		// Subscribe before listing, so that no change falls between the
-		// list and the stream (MARATHON.md §3). A failure does not stop the
+		// list and the stream (docs/marathon-api.md §3). A failure does not stop the
 		// sync: a REST view is better than none, and the retry subscribes.
 		if err := w.subscribe(s); err != nil {
 			subErr = fmt.Errorf("subscribe to events: %w", err)

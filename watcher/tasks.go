@@ -9,7 +9,7 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// Task updates applied from status_update_event content (MARATHON.md §3).
+// Task updates applied from status_update_event content (docs/marathon-api.md §3).
 // A task change of an app the watcher already knows, at the version it
 // knows, is applied to the known app without a REST round trip. Everything
 // else (an unknown app, another version, an app with health checks, an event

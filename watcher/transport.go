@@ -18,7 +18,7 @@ import (
 var errStopped = errors.New("watcher stopped")
 
 // streamHooks receives what the transport sees of the SSE connection, which
-// go-marathon v0.7.1 hides (it only logs stream errors, MARATHON.md §1.5).
+// go-marathon v0.7.1 hides (it only logs stream errors, docs/marathon-api.md §1.5).
 type streamHooks struct {
 	up   func()          // GET /v2/events answered 200
 	down func(err error) // the stream ended, or a (re)connect failed

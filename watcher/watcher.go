@@ -61,7 +61,7 @@ type Config struct {
 	// StreamFailover is how long the event stream may stay down, when
 	// there are several Endpoints, before the watcher replaces its
 	// go-marathon client: v0.7.1 keeps reconnecting the stream to the
-	// master it first chose, even when that master is gone (MARATHON.md
+	// master it first chose, even when that master is gone (docs/marathon-api.md
 	// §1.5 item 5), and a new client streams from one that answers.
 	// Default 15s.
 	StreamFailover time.Duration
@@ -308,7 +308,7 @@ func (w *Watcher) loop(ctx context.Context, s *session) *session {
 // that answers (the new client's REST calls mark dead masters down before
 // it subscribes again), and asks for a full resync, which subscribes. It
 // keeps s when a new client cannot be made. The old client's stream reader
-// cannot be stopped (MARATHON.md §1.5 item 4): like at shutdown, it is left
+// cannot be stopped (docs/marathon-api.md §1.5 item 4): like at shutdown, it is left
 // asleep in its reconnect backoff, its connections cut.
 func (w *Watcher) failover(ctx context.Context, s *session, down time.Duration) *session {
 	next, err := w.newSession(ctx)

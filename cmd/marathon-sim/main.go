@@ -21,6 +21,10 @@ import (
 	"github.com/oakdns/oak/marathonsim"
 )
 
+// defaultListen is where marathon-sim serves unless told otherwise: the
+// address oak-demo uses, and not CoreDNS's health port (8080).
+const defaultListen = "127.0.0.1:18080"
+
 func main() {
 	if err := run(os.Args[1:], os.Stderr, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -36,13 +40,16 @@ func main() {
 func run(args []string, stderr io.Writer, ready func(addr string)) error {
 	fs := flag.NewFlagSet("marathon-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on (host:port)")
+	listen := fs.String("listen", defaultListen, "address to serve on (host:port); the default keeps clear of 8080, where CoreDNS's health plugin listens")
 	appsFile := fs.String("apps", "", "start from this GET /v2/apps?embed=apps.tasks JSON body (tasks loaded as they are)")
 	cidr := fs.String("task-cidr", "10.199.46.0/24", "fake range for task ipAddresses (data only, never contacted)")
 	host := fs.String("host", "127.0.0.1", "agent host reported for every task")
 	staging := fs.Duration("staging-delay", 20*time.Millisecond, "time a new task stays TASK_STAGING (0 = none)")
 	health := fs.Duration("health-delay", 20*time.Millisecond, "time before a running task's first health result (0 = none)")
 	backoff := fs.Duration("restart-backoff", 100*time.Millisecond, "delay before a failed task is replaced (0 = none)")
+	killDelay := fs.Duration("kill-delay", 200*time.Millisecond, "time a killed task stays TASK_KILLING, still listed, before TASK_KILLED (0 = none)")
+	checkInterval := fs.Duration("health-check-interval", 0,
+		"period at which a task made unhealthy fails its next health check (0 = each app's intervalSeconds, negative = only on /_sim/task/unhealthy)")
 	heartbeat := fs.Duration("heartbeat", 10*time.Second, "event stream heartbeat period (0 = none)")
 	retry := fs.Duration("sse-retry", 0, `test only: send "retry: <ms>" on each stream's first frame (0 = never, as Marathon)`)
 	user := fs.String("user", "", "require HTTP basic auth with this user (with -password)")
@@ -92,6 +99,7 @@ Flags:
 	sim := marathonsim.New(marathonsim.Options{
 		TaskCIDR: prefix, Host: *host,
 		StagingDelay: none(*staging), HealthDelay: none(*health), RestartBackoff: none(*backoff),
+		KillDelay: none(*killDelay), HealthCheckInterval: *checkInterval,
 		Heartbeat: none(*heartbeat), SSERetry: *retry, PlanGroups: *planGroups,
 		User: *user, Password: *password, Token: *token, Logger: logger,
 	})

@@ -6,12 +6,12 @@ import (
 	"flag"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/oakdns/oak/internal/testutil"
 )
 
 func TestHelpDocumentsFlags(t *testing.T) {
@@ -20,7 +20,7 @@ func TestHelpDocumentsFlags(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -h: %v", err)
 	}
-	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "-plan-groups", "/_sim/"} {
+	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "-plan-groups", "-kill-delay", "-health-check-interval", "/_sim/", "127.0.0.1:18080"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h output lacks %s:\n%s", name, out.String())
 		}
@@ -44,10 +44,7 @@ func TestBadFlags(t *testing.T) {
 // TestServeAndStop starts the command with a fixture, reads it back over
 // HTTP and stops it with SIGINT, as an operator would.
 func TestServeAndStop(t *testing.T) {
-	fixture := filepath.Join("..", "..", "..", "shared", "fixtures", "marathon", "marathon-lb", "marathon15_apps.json")
-	if _, err := os.Stat(fixture); err != nil {
-		t.Fatalf("fixture missing (the repo and shared/ must be siblings): %v", err)
-	}
+	fixture := testutil.Fixture(t, "marathon/marathon-lb/marathon15_apps.json")
 	var (
 		mu   sync.Mutex
 		body string

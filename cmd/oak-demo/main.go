@@ -10,6 +10,10 @@
 // 127.0.1.10 comes from the integration env's app, one from 127.0.2.10 from
 // the feature env's app. With -hold (the default) everything keeps running
 // for your own dig queries until Ctrl-C.
+//
+// It refuses to start when one of its ports is taken (another demo, say),
+// and keeps its children's logs in one run folder that it names at start and
+// removes at exit (kept with -keep-logs, or when the demo fails).
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,31 +45,89 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding coredns and marathon-sim")
 	corefile := flag.String("corefile", "corefile-examples/demo.Corefile", "Corefile for bin/coredns")
 	simAddr := flag.String("marathon", "127.0.0.1:18080", "listen address of the Marathon simulator")
-	dnsPort := flag.Int("dns-port", 1053, "port bin/coredns listens on (127.0.0.1)")
+	dnsPort := flag.Int("dns-port", 1053, "port bin/coredns listens on, UDP and TCP, on all addresses")
 	hold := flag.Bool("hold", true, "keep running after the show until Ctrl-C")
+	keepLogs := flag.Bool("keep-logs", false, "keep the run folder with the children's logs at exit")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *bin, *corefile, *simAddr, *dnsPort, *hold); err != nil && !errors.Is(err, context.Canceled) {
+	if err := checkPorts(*simAddr, *dnsPort); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	logs, err := os.MkdirTemp("", "oak-demo-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("== Logs of this run in %s\n", logs)
+	err = run(ctx, *bin, *corefile, *simAddr, *dnsPort, *hold, logs)
+	failed := err != nil && !errors.Is(err, context.Canceled)
+	if *keepLogs || failed {
+		fmt.Printf("== Logs kept in %s\n", logs)
+	} else {
+		_ = os.RemoveAll(logs)
+	}
+	if failed {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold bool) error {
+// checkPorts refuses ports the demo needs that something already holds:
+// the simulator's TCP address, and CoreDNS's port for UDP and TCP on every
+// address (it binds the wildcard address). Without it a second demo would
+// drive the first one's simulator, and CoreDNS, which binds with
+// SO_REUSEPORT, would share its port.
+func checkPorts(simAddr string, dnsPort int) error {
+	dnsAddr := fmt.Sprintf(":%d", dnsPort)
+	for _, p := range []struct{ what, network, addr string }{
+		{"the Marathon simulator's", "tcp", simAddr},
+		{"CoreDNS's UDP", "udp", dnsAddr},
+		{"CoreDNS's TCP", "tcp", dnsAddr},
+	} {
+		var probe io.Closer
+		var err error
+		if p.network == "udp" {
+			probe, err = net.ListenPacket(p.network, p.addr)
+		} else {
+			probe, err = net.Listen(p.network, p.addr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s port %s is already in use (another demo running? choose other ports with -marathon and -dns-port): %w", p.what, p.addr, err)
+		}
+		probe.Close()
+	}
+	return nil
+}
+
+func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold bool, logs string) (err error) {
+	// A child that dies (a port of the Corefile taken, say) ends the demo
+	// at once, naming its log, rather than leaving it waiting.
+	ctx, died := context.WithCancelCause(ctx)
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	}()
+	// Stopping a child is no death: end ctx first.
+	stop := func(p *proc.Proc) {
+		died(nil)
+		p.Stop(stopGrace)
+	}
 	marathonURL := "http://" + simAddr
-	sim, err := startChild(filepath.Join(bin, "marathon-sim"), nil, "-listen", simAddr)
+	sim, err := startChild(ctx, died, filepath.Join(bin, "marathon-sim"), logs, nil, "-listen", simAddr)
 	if err != nil {
 		return err
 	}
-	defer sim.Stop(stopGrace)
-	dnsd, err := startChild(filepath.Join(bin, "coredns"), []string{"MARATHON_URL=" + marathonURL},
+	defer stop(sim)
+	dnsd, err := startChild(ctx, died, filepath.Join(bin, "coredns"), logs, []string{"MARATHON_URL=" + marathonURL},
 		"-conf", corefile, "-dns.port", fmt.Sprint(dnsPort))
 	if err != nil {
 		return err
 	}
-	defer dnsd.Stop(stopGrace)
+	defer stop(dnsd)
 
 	cfg := marathon.NewDefaultConfig()
 	cfg.URL = marathonURL
@@ -168,7 +231,7 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 	fmt.Printf("== Running until Ctrl-C. Try: dig -b %s @127.0.0.1 -p %d redis1.db.example.com\n", seed.FeatureClient, dnsPort)
 	<-ctx.Done()
 	fmt.Println("== stopping")
-	return nil
+	return ctx.Err()
 }
 
 // query asks server for name/qtype from source address from ("" = any) and
@@ -207,9 +270,10 @@ const (
 )
 
 // startChild starts a process of the demo; its output goes to a log file
-// so the show stays readable.
-func startChild(path string, env []string, args ...string) (*proc.Proc, error) {
-	logFile, err := os.CreateTemp("", "oak-demo-"+filepath.Base(path)+"-*.log")
+// in the run folder logs, so the show stays readable. If it exits before
+// ctx ends, died is called with an error naming the log.
+func startChild(ctx context.Context, died context.CancelCauseFunc, path, logs string, env []string, args ...string) (*proc.Proc, error) {
+	logFile, err := os.Create(filepath.Join(logs, filepath.Base(path)+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -222,5 +286,13 @@ func startChild(path string, env []string, args ...string) (*proc.Proc, error) {
 		return nil, fmt.Errorf("start %s (run `make build` first): %w", path, err)
 	}
 	fmt.Printf("   started %s (pid %d, log %s)\n", path, cmd.Process.Pid, logFile.Name())
+	go func() {
+		select {
+		case <-p.Done():
+			_, err := p.Exited()
+			died(fmt.Errorf("%s exited early (%v); see %s", filepath.Base(path), err, logFile.Name()))
+		case <-ctx.Done():
+		}
+	}()
 	return p, nil
 }
