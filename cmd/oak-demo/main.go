@@ -1,6 +1,6 @@
 // Command oak-demo runs oak's main job on the seed's topology, on one machine:
 // it starts bin/marathon-sim (standing in for Marathon) and bin/coredns (with
-// the marathon plugin and corefile-examples/by-client.Corefile), deploys the
+// the marathon plugin and corefile-examples/demo.Corefile), deploys the
 // seed's integration and feature environments through the Marathon API, and
 // shows with real DNS queries what a container of each environment sees. It
 // then deletes the feature environment's redis1 on Marathon and shows the
