@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/oakdns/oak/internal/poll"
 	"github.com/oakdns/oak/internal/ports"
 	"github.com/oakdns/oak/internal/testutil"
+	"github.com/oakdns/oak/watcher"
 )
 
 // testNginx is a real Nginx started by a test in a private prefix under
@@ -166,3 +168,43 @@ func mustPolicy(t testing.TB, cfg catalog.PolicyConfig) *catalog.Policy {
 }
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// fakeWatcher is a watcher.Source that publishes what the test gives it.
+type fakeWatcher struct {
+	policy   *catalog.Policy
+	snapshot atomic.Pointer[catalog.Snapshot]
+	synced   atomic.Int64 // unix nanos
+}
+
+func (f *fakeWatcher) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (f *fakeWatcher) Snapshot() *catalog.Snapshot { return f.snapshot.Load() }
+
+func (f *fakeWatcher) Ready() bool { return f.snapshot.Load() != nil }
+
+func (f *fakeWatcher) Status() watcher.Status {
+	if n := f.synced.Load(); n != 0 {
+		return watcher.Status{LastSync: time.Unix(0, n)}
+	}
+	return watcher.Status{}
+}
+
+func (f *fakeWatcher) publish(apps ...marathon.Application) {
+	f.snapshot.Store(catalog.Build(f.policy, apps))
+	f.synced.Store(time.Now().UnixNano())
+}
+
+// hookedSource lets a test change the model a Source gives, to play a
+// catalog that lets something through it should not.
+type hookedSource struct {
+	Source
+	hook func(*Model)
+}
+
+func (h hookedSource) View() (View, bool) {
+	v, ok := h.Source.View()
+	if ok {
+		h.hook(&v.Model)
+	}
+	return v, ok
+}

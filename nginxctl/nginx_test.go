@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,3 +271,82 @@ func TestNginxReloadsUnderLoad(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestNginxHostileCorpus runs the controller on a real Nginx with hostile
+// labels (which the catalog refuses), hostile values in the model (as a
+// catalog bug would let through) and a vhost of another team's domain:
+// each is rejected with a reason that /v1/rejections lists, none reaches
+// the text nginx -t sees, and the rest of the config is live.
+func TestNginxHostileCorpus(t *testing.T) {
+	tn := startNginx(t)
+	b := startBackend(t, intApp1, "integration/app1")
+	good := fmt.Sprintf("app1.example.com:%d", b.Port)
+
+	src := &fakeWatcher{policy: mustPolicy(t, catalog.PolicyConfig{})}
+	apps := []marathon.Application{app("/int/app1", "", intApp1, good), app("/other/app", "", "127.0.1.20", "app.other-team.com")}
+	for i, h := range hostile {
+		if h != "" {
+			apps = append(apps, app(fmt.Sprintf("/hostile/%d", i), "", "127.0.1.21", h))
+		}
+	}
+	src.publish(apps...)
+
+	hook := func(m *Model) {
+		for _, h := range hostile {
+			m.Default = append(m.Default, route(h, "integration", intApp1+":80"))
+			m.Envs = append(m.Envs, EnvRoutes{Env: h, Routes: []Route{route("app2.example.com", "integration", intApp1+":80")}})
+		}
+	}
+	domains, _ := ParseDomains("example.com")
+	ctl, err := New(Options{
+		Source:  hookedSource{&WatcherSource{Source: src}, hook},
+		Applier: tn.applier,
+		Render:  tn.opts,
+		Domains: domains,
+		Logger:  slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, "the first config", func() error {
+		if v := ctl.View(""); v.Applied == nil {
+			return fmt.Errorf("generation %q, error %q", v.Generation, v.LastError)
+		}
+		return nil
+	})
+	expectRoutes(t, tn.opts.Listen, []routeCase{
+		{featureApp1, "app1.example.com", 200, "integration/app1"},
+		{featureApp1, "app.other-team.com", 404, "oak: no such virtual host"},
+	})
+	if err := ctl.Health(); err != nil {
+		t.Errorf("Health: %v", err)
+	}
+
+	live := string(tn.applier.Live())
+	for _, marker := range []string{"passwd", "lua", "ssl_engine", "9999", "other-team", "$host.", "\u0430", "\u200b", "aaaaaaaaaaaaaaaaaaaa", "'", "*"} {
+		if strings.Contains(live, marker) {
+			t.Errorf("the live config contains %q", marker)
+		}
+	}
+	rejected := ctl.Rejections()
+	for i, h := range hostile {
+		// The catalog takes a trailing dot off a name: that label is fine.
+		if h != "" && h != "app1.example.com." && !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Source == "app" && r.App == fmt.Sprintf("/hostile/%d", i) && r.Reason != "" }) {
+			t.Errorf("label OAK_HTTP=%.40q: the app is not listed as rejected", h)
+		}
+		if !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Source == "route" && r.Host == shown(h) && r.Reason != "" }) {
+			t.Errorf("model host %.40q: not listed as rejected", h)
+		}
+		if !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Source == "env" && r.Env == shown(h) && r.Reason != "" }) {
+			t.Errorf("model env %.40q: not listed as rejected", h)
+		}
+	}
+	if !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Host == "app.other-team.com" }) {
+		t.Error("the other team's vhost is not listed as rejected")
+	}
+}
