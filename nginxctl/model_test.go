@@ -73,10 +73,10 @@ var hostile = []string{
 	"'a'.example.com",
 	"a.example.com\n}\nserver { listen 9999; location / { content_by_lua_block { os.execute('id') } } }",
 	"a.example.com; ssl_engine pkcs11",
-	"\u0430pp1.example.com",     // Cyrillic a
-	"app1.example.com\u200b",    // zero-width space
-	"app1.ex\u0430mple.com",     // Cyrillic a in the domain
-	"app1.example.com.",         // trailing dot: not the form the model carries
+	"\u0430pp1.example.com",  // Cyrillic a
+	"app1.example.com\u200b", // zero-width space
+	"app1.ex\u0430mple.com",  // Cyrillic a in the domain
+	"app1.example.com.",      // trailing dot: not the form the model carries
 	strings.Repeat("a", 10240) + ".example.com",
 	"-a.example.com",
 	"a..example.com",

@@ -336,7 +336,9 @@ func TestNginxHostileCorpus(t *testing.T) {
 	rejected := ctl.Rejections()
 	for i, h := range hostile {
 		// The catalog takes a trailing dot off a name: that label is fine.
-		if h != "" && h != "app1.example.com." && !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Source == "app" && r.App == fmt.Sprintf("/hostile/%d", i) && r.Reason != "" }) {
+		if h != "" && h != "app1.example.com." && !slices.ContainsFunc(rejected, func(r Rejection) bool {
+			return r.Source == "app" && r.App == fmt.Sprintf("/hostile/%d", i) && r.Reason != ""
+		}) {
 			t.Errorf("label OAK_HTTP=%.40q: the app is not listed as rejected", h)
 		}
 		if !slices.ContainsFunc(rejected, func(r Rejection) bool { return r.Source == "route" && r.Host == shown(h) && r.Reason != "" }) {
