@@ -122,7 +122,6 @@ func setDefault[T comparable](v *T, def T) {
 // again with backoff while the previous config stays live.
 func (c *Controller) Run(ctx context.Context) error {
 	go c.opts.Source.Watch(ctx, c.batch.Mark)
-	c.batch.Mark()
 	failures := 0
 	var retry *time.Timer
 	defer func() {
@@ -130,12 +129,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			retry.Stop()
 		}
 	}()
-	for {
-		marks := c.batch.Wait(ctx)
-		if ctx.Err() != nil {
-			return nil
+	for first := true; ; first = false {
+		if !first { // the first sync is not a change: it does not start a batch
+			marks := c.batch.Wait(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.metrics.batchSize.Observe(float64(marks))
 		}
-		c.metrics.batchSize.Observe(float64(marks))
 		err := c.sync(ctx)
 		if ctx.Err() != nil {
 			return nil
