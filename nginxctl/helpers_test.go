@@ -43,11 +43,7 @@ func startNginx(t testing.TB) *testNginx {
 		Listen:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		Control: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t))),
 	}
-	waiting, err := renderWaiting(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Prepare(waiting); err != nil {
+	if err := n.Prepare(opts); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,12 +108,8 @@ func startBackend(t testing.TB, addr, name string) Backend {
 	return Backend{Addr: ap.Addr(), Port: ap.Port()}
 }
 
-// client returns an HTTP client whose connections come from the source
-// address from, as a container with that fixed IP would connect.
-func client(from string) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}}
-}
+// client returns an HTTP client whose connections come from from.
+func client(from string) *http.Client { return testutil.ClientFrom(from) }
 
 // get asks Nginx at listen for host from the source address from and
 // returns the status and body.

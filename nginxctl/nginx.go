@@ -56,10 +56,15 @@ func NewNginx(binary, dir string, workers int) (*Nginx, error) {
 
 func (n *Nginx) path(name string) string { return filepath.Join(n.Dir, name) }
 
-// Prepare creates the directory layout and writes the main configs. It
-// writes routes.conf from waiting only when there is none yet: a config
-// left by an earlier run stays live until a view replaces it.
-func (n *Nginx) Prepare(waiting Config) error {
+// Prepare creates the directory layout and writes the main configs. When
+// there is no routes.conf yet it writes one that answers 503 to every
+// virtual host until the first view; a config left by an earlier run stays
+// live until a view replaces it.
+func (n *Nginx) Prepare(o RenderOptions) error {
+	waiting, err := renderWaiting(o)
+	if err != nil {
+		return err
+	}
 	for _, d := range []string{"logs", "temp"} {
 		if err := os.MkdirAll(n.path(d), 0o755); err != nil {
 			return err

@@ -241,7 +241,8 @@ func TestNginxReloadsUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			// Kept-alive connections, as a real client's: a reload closes
 			// them when idle, and the client must not see an error.
-			c := &http.Client{Transport: &http.Transport{DialContext: client(from).Transport.(*http.Transport).DialContext}}
+			c := client(from)
+			c.Transport.(*http.Transport).DisableKeepAlives = false
 			for !stop.Load() {
 				status, body, err := get(c, tn.opts.Listen, "app1.example.com")
 				requests.Add(1)
