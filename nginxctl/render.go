@@ -32,6 +32,10 @@ type RenderOptions struct {
 	// client's env (any env the model knows) instead of its address. Off
 	// by default: any client can then claim any env.
 	EnvHeader string
+
+	// upstreamAlways renders an upstream block for every route: the
+	// one-upstream-per-vhost layout, the baseline of the benchmarks.
+	upstreamAlways bool
 }
 
 // Check validates the options as Render writes them.
@@ -274,7 +278,7 @@ func (r *renderer) target(rt Route, held map[string]bool) string {
 	case rt.Held:
 		held[rt.Env] = true
 		return "held:" + rt.Env
-	case len(rt.Backends) == 1:
+	case len(rt.Backends) == 1 && !r.o.upstreamAlways:
 		return rt.Backends[0].String()
 	}
 	var servers strings.Builder
