@@ -2,7 +2,7 @@ package nginxctl
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
