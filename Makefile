@@ -10,9 +10,10 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
 	./catalog:FuzzBuild \
-	./plugin/marathon:FuzzServeDNS
+	./plugin/marathon:FuzzServeDNS \
+	./nginxctl:FuzzSanitize
 
-.PHONY: build test unit fuzz lint demo bench bench-go bench-dns
+.PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -41,8 +42,8 @@ lint:
 demo: build
 	$(BIN)/oak-demo -bin $(BIN)
 
-## bench: every figure in BENCHMARKS.md: Go benchmarks, then bench-dns.
-bench: bench-go bench-dns
+## bench: every figure in BENCHMARKS.md: Go benchmarks, bench-dns, bench-nginx.
+bench: bench-go bench-dns bench-nginx
 
 ## bench-go: catalog build/apply/resolve, watcher change latency and full
 ## resync, plugin handler; each against nothing but itself (see BENCHMARKS.md).
@@ -53,3 +54,18 @@ bench-go:
 ## (10,000 names, same binary, same run), then the plugin under churn.
 bench-dns: build
 	$(GO) run ./test/benchdns -bin $(BIN) -out $(BIN)/bench-dns.md
+
+## bench-nginx: nginxctl with a real nginx: render and nginx -t + reload of
+## 10,000 vhosts in 100 envs, ours against one upstream per vhost (same
+## run); a burst of 1,000 changes in 2 s; one isolated change to served;
+## 20 reloads under load. Prints one table.
+NGINX_BENCH := \
+	'^Benchmark(Render|Sanitize)$$':1s \
+	'^BenchmarkNginxReload$$':5x \
+	'^BenchmarkNginxBurst$$':2x \
+	'^BenchmarkNginxIsolatedChange$$':50x \
+	'^BenchmarkNginxReloadsUnderLoad$$':1x
+bench-nginx:
+	@set -e; for b in $(NGINX_BENCH); do \
+		$(GO) test -run='^$$' -bench="$${b%:*}" -benchtime="$${b##*:}" -benchmem ./nginxctl | grep '^Benchmark'; \
+	done

@@ -1,6 +1,7 @@
 // Package test holds oak's end-to-end tests: the project's own binaries run as
 // real processes (bin/marathon-sim standing in for Marathon, bin/coredns with
-// the marathon plugin) and are queried with real DNS clients (dig).
+// the marathon plugin, bin/nginxctl with a real Nginx) and are queried with
+// real clients (dig, HTTP).
 //
 // Marathon itself cannot run here (no Mesos, no ZooKeeper); the simulator is
 // checked against recorded Marathon payloads in package marathonsim, and
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../cmd/coredns", "../cmd/marathon-sim", "../cmd/oak-demo")
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../cmd/coredns", "../cmd/marathon-sim", "../cmd/oak-demo", "../cmd/nginxctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building binaries:", err)

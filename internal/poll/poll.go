@@ -6,6 +6,7 @@ package poll
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -44,4 +45,16 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Backoff is the delay before retry number attempt (1, 2, ...):
+// exponential from lo, capped at hi, with jitter in [d/2, d] so that many
+// clients do not retry in step.
+func Backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
 }

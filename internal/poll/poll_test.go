@@ -63,3 +63,21 @@ func TestSleep(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		attempt int
+		lo, hi  time.Duration // bounds of the jittered delay
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{3, 200 * time.Millisecond, 400 * time.Millisecond},
+		{10, 500 * time.Millisecond, time.Second}, // capped
+	} {
+		for range 50 {
+			if d := Backoff(tc.attempt, 100*time.Millisecond, time.Second); d < tc.lo || d > tc.hi {
+				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", tc.attempt, d, tc.lo, tc.hi)
+			}
+		}
+	}
+}
