@@ -52,6 +52,7 @@ type EnvView struct {
 	Generation string      `json:"generation"`        // the config Nginx serves
 	Note       string      `json:"note,omitempty"`    // why nothing was applied, when so
 	VHosts     []VHostView `json:"vhosts"`            // sorted by host
+	Names      []NameView  `json:"names"`             // every DNS name any env claims, sorted
 	Applied    *time.Time  `json:"applied,omitempty"` // when Generation was verified live
 	LastError  string      `json:"last_error,omitempty"`
 }
@@ -64,6 +65,15 @@ type VHostView struct {
 	Backends   []string `json:"backends,omitempty"` // addr:port
 }
 
+// NameView is what a client of some env gets for one DNS name, as the
+// DNS plugin answers it: the catalog's decision.
+type NameView struct {
+	Name       string   `json:"name"`
+	Kind       string   `json:"kind"`                  // served, held, foreign (see the catalog's Kind)
+	ServingEnv string   `json:"serving_env,omitempty"` // served: the serving env; held: the env that holds it
+	Addrs      []string `json:"addrs,omitempty"`
+}
+
 // View returns what a client of env ("" = the default env) gets under the
 // last sanitized model.
 func (c *Controller) View(env string) EnvView {
@@ -71,7 +81,10 @@ func (c *Controller) View(env string) EnvView {
 	if env == "" {
 		env = st.model.DefaultEnv
 	}
-	out := EnvView{Env: env, Generation: st.generation, Note: st.note, VHosts: []VHostView{}}
+	out := EnvView{Env: env, Generation: st.generation, Note: st.note, VHosts: []VHostView{}, Names: []NameView{}}
+	if st.names != nil {
+		out.Names = st.names(env)
+	}
 	if !st.appliedAt.IsZero() {
 		out.Applied = &st.appliedAt
 	}

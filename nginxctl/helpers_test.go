@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	marathon "github.com/gambol99/go-marathon"
-
 	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/internal/poll"
 	"github.com/oakdns/oak/internal/ports"
@@ -139,7 +137,7 @@ func waitFor(t testing.TB, what string, cond func() error) {
 }
 
 // app is a Marathon app with oak labels and one running task.
-func app(id, env, ip, http string) marathon.Application {
+func app(id, env, ip, http string) catalog.App {
 	labels := map[string]string{"OAK_IP": ip}
 	if env != "" {
 		labels["OAK_ENV"] = env
@@ -147,11 +145,14 @@ func app(id, env, ip, http string) marathon.Application {
 	if http != "" {
 		labels["OAK_HTTP"] = http
 	}
-	return marathon.Application{ID: id, Labels: &labels, Tasks: []*marathon.Task{{ID: id + ".1", State: "TASK_RUNNING", Host: "192.0.2.1"}}}
+	return catalog.App{ID: id, Labels: labels, Tasks: []catalog.Task{{ID: id + ".1", State: "TASK_RUNNING", Host: "192.0.2.1"}}}
 }
 
+// mustPolicy returns the policy of cfg, with loopback fixed IPs allowed:
+// the tests play containers by loopback addresses.
 func mustPolicy(t testing.TB, cfg catalog.PolicyConfig) *catalog.Policy {
 	t.Helper()
+	cfg.IPAllow = append(cfg.IPAllow, "loopback")
 	p, err := catalog.NewPolicy(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func (f *fakeWatcher) Status() watcher.Status {
 	return watcher.Status{}
 }
 
-func (f *fakeWatcher) publish(apps ...marathon.Application) {
+func (f *fakeWatcher) publish(apps ...catalog.App) {
 	f.snapshot.Store(catalog.Build(f.policy, apps))
 	f.synced.Store(time.Now().UnixNano())
 }

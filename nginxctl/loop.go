@@ -26,10 +26,13 @@ type Source interface {
 	Watch(ctx context.Context, changed func())
 }
 
-// View is one model with the apps the catalog refused.
+// View is one model with the apps the catalog refused, and what the DNS
+// names resolve to for a client of each env (for /v1/views; nil when the
+// source has no names).
 type View struct {
 	Model    Model
 	Rejected []Rejection
+	Names    func(env string) []NameView
 }
 
 // ConfigApplier makes rendered configs live; *Applier is the one for a
@@ -76,6 +79,7 @@ type Controller struct {
 // state is what the API reports; replaced whole after every sync.
 type state struct {
 	model      Model
+	names      func(env string) []NameView
 	rejected   []Rejection
 	generation string    // last generation verified live
 	appliedAt  time.Time // when it was verified
@@ -170,7 +174,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	c.metrics.validate.Observe(time.Since(start).Seconds())
 	rejected = slices.Concat(view.Rejected, rejected)
 	c.metrics.setRejected(rejected)
-	next := &state{model: model, rejected: rejected, generation: prev.generation, appliedAt: prev.appliedAt}
+	next := &state{model: model, names: view.Names, rejected: rejected, generation: prev.generation, appliedAt: prev.appliedAt}
 	if err != nil {
 		next.applyErr = err
 		c.state.Store(next)

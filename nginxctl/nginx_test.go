@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	marathon "github.com/gambol99/go-marathon"
-
 	"github.com/oakdns/oak/catalog"
 )
 
@@ -24,7 +22,7 @@ import (
 // backend and identifies its containers as clients.
 type chainTopology struct {
 	policy *catalog.Policy
-	apps   []marathon.Application
+	apps   []catalog.App
 }
 
 const (
@@ -42,7 +40,7 @@ func newChainTopology(t *testing.T) chainTopology {
 	}
 	return chainTopology{
 		policy: mustPolicy(t, catalog.PolicyConfig{Fallback: []catalog.FallbackRule{{Pattern: "feature-*", Parent: "staging"}}}),
-		apps: []marathon.Application{
+		apps: []catalog.App{
 			app("/int/app1", "", intApp1, vhost(intApp1, "integration/app1", "app1.example.com")),
 			app("/int/app2", "", intApp2, vhost(intApp2, "integration/app2", "app2.example.com")),
 			app("/int/app3", "", intApp3, vhost(intApp3, "integration/app3", "app3.example.com")),
@@ -53,13 +51,13 @@ func newChainTopology(t *testing.T) chainTopology {
 }
 
 func (c chainTopology) model(without ...string) Model {
-	var apps []marathon.Application
+	var apps []catalog.App
 	for _, a := range c.apps {
 		if !strings.Contains(strings.Join(without, " "), a.ID) {
 			apps = append(apps, a)
 		}
 	}
-	return FromSnapshot(catalog.Build(c.policy, apps), nil)
+	return FromSnapshot(catalog.Build(c.policy, apps))
 }
 
 // expectRoutes checks, for each client address and host, the status and
@@ -284,7 +282,7 @@ func TestNginxHostileCorpus(t *testing.T) {
 	good := fmt.Sprintf("app1.example.com:%d", b.Port)
 
 	src := &fakeWatcher{policy: mustPolicy(t, catalog.PolicyConfig{})}
-	apps := []marathon.Application{app("/int/app1", "", intApp1, good), app("/other/app", "", "127.0.1.20", "app.other-team.com")}
+	apps := []catalog.App{app("/int/app1", "", intApp1, good), app("/other/app", "", "127.0.1.20", "app.other-team.com")}
 	for i, h := range hostile {
 		if h != "" {
 			apps = append(apps, app(fmt.Sprintf("/hostile/%d", i), "", "127.0.1.21", h))

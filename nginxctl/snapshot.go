@@ -2,7 +2,6 @@ package nginxctl
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -10,83 +9,89 @@ import (
 	"github.com/oakdns/oak/watcher"
 )
 
-// This file is the only one that reads the catalog. It uses today's
-// catalog API, which cannot say "held" (VirtualHosts lists only live
-// vhosts) nor list the addresses apps claim or the policy's CIDR rules:
-// clients are found among the vhosts' backends, and the CIDR rules are
-// passed in.
+// This file is the only one that reads the catalog. The catalog decides
+// every answer; this file only turns its decisions into the model's
+// routes: served → backends, held → 503, anything else → 404.
 
-// FromSnapshot builds the model of s: the default env's vhosts, and for
-// every other env that has apps or a CIDR rule, the vhosts it sees
-// differently.
-func FromSnapshot(s *catalog.Snapshot, cidrs []catalog.CIDRRule) Model {
-	defaultEnv := s.Policy().DefaultEnv()
-	m := Model{DefaultEnv: defaultEnv, Default: routesOf(s, defaultEnv)}
-
+// FromSnapshot builds the model of s: who each client is (the addresses
+// apps claim, the CIDR rules, the default env), the default env's vhosts,
+// and for every env a client can be in, the vhosts it sees differently.
+func FromSnapshot(s *catalog.Snapshot) Model {
+	policy := s.Policy()
+	m := Model{DefaultEnv: policy.DefaultEnv()}
+	for _, c := range s.Clients() {
+		m.Clients = append(m.Clients, ClientEnv{Addr: c.Addr, Env: c.Env})
+	}
 	envs := s.Envs()
-	for _, r := range cidrs {
-		m.CIDRs = append(m.CIDRs, CIDREnv{Prefix: r.Prefix.Masked(), Env: r.Env})
+	for _, r := range policy.CIDRRules() {
+		m.CIDRs = append(m.CIDRs, CIDREnv{Prefix: r.Prefix, Env: r.Env})
 		envs = append(envs, r.Env)
 	}
-	slices.Sort(envs)
-	byHost := make(map[string]Route, len(m.Default))
-	for _, r := range m.Default {
-		byHost[r.Host] = r
-	}
-	candidates := map[netip.Addr]bool{}
-	for _, env := range slices.Compact(envs) {
-		routes := routesOf(s, env)
-		var own []Route
-		for _, r := range routes {
-			for _, b := range r.Backends {
-				candidates[b.Addr] = true
+	views := s.VHostViews(envs)
+	byHost := map[string]Route{}
+	for _, v := range views {
+		if v.Env == m.DefaultEnv {
+			m.Default = routesOf(v.Hosts)
+			for _, r := range m.Default {
+				byHost[r.Host] = r
 			}
-			if env != defaultEnv && !sameRoute(r, byHost[r.Host]) {
+		}
+	}
+	for _, v := range views {
+		if v.Env == m.DefaultEnv {
+			continue
+		}
+		var own []Route
+		for _, r := range routesOf(v.Hosts) {
+			if !sameRoute(r, byHost[r.Host]) {
 				own = append(own, r)
 			}
 		}
 		if len(own) > 0 {
-			m.Envs = append(m.Envs, EnvRoutes{Env: env, Routes: own})
+			m.Envs = append(m.Envs, EnvRoutes{Env: v.Env, Routes: own})
 		}
 	}
-	// Backends are the apps' addresses, and apps are clients too.
-	for addr := range candidates {
-		if env, how := s.EnvOf(addr); how == catalog.ByApp {
-			m.Clients = append(m.Clients, ClientEnv{Addr: addr, Env: env})
-		}
-	}
-	slices.SortFunc(m.Clients, func(a, b ClientEnv) int { return a.Addr.Compare(b.Addr) })
 	return m
 }
 
-// routesOf turns the vhosts a client of env sees into routes, one per
-// host. Today's catalog keeps host:port entries apart, so a host may come
-// with several serving envs: the first in env's chain wins, and entries of
-// that env merge their backends. A vhost without a port is served on port
-// 80 of its backends.
-func routesOf(s *catalog.Snapshot, env string) []Route {
-	chain := s.Policy().Chain(env)
+// routesOf maps the catalog's vhost decisions to routes, sorted by host as
+// they come: served hosts to their backends' HTTP ports, held hosts to a
+// 503. Foreign and unknown hosts get no route: the default server's 404.
+func routesOf(hosts []catalog.VHostAnswer) []Route {
 	var out []Route
-	for _, vh := range s.VirtualHosts(env) {
-		port := vh.Port
-		if port == 0 {
-			port = 80
+	for _, h := range hosts {
+		switch h.Answer.Kind {
+		case catalog.Served:
+			r := Route{Host: h.Host, Env: h.Answer.Env}
+			for _, b := range h.Answer.Service.Backends {
+				for _, p := range b.Ports {
+					r.Backends = append(r.Backends, Backend{Addr: b.Addr, Port: p.Number})
+				}
+			}
+			out = append(out, r)
+		case catalog.Held:
+			out = append(out, Route{Host: h.Host, Held: true, Env: h.Answer.Env})
 		}
-		if len(out) == 0 || out[len(out)-1].Host != vh.Host {
-			out = append(out, Route{Host: vh.Host, Env: vh.Service.Env})
+	}
+	return out
+}
+
+// namesOf is what a client of env gets for every claimed DNS name.
+func namesOf(s *catalog.Snapshot, env string) []NameView {
+	names := s.Names()
+	out := make([]NameView, 0, len(names))
+	for _, name := range names {
+		answer := s.Resolve(env, name)
+		v := NameView{Name: name, Kind: answer.Kind.String()}
+		if answer.Kind == catalog.Served || answer.Kind == catalog.Held {
+			v.ServingEnv = answer.Env
 		}
-		r := &out[len(out)-1]
-		switch here, serving := slices.Index(chain, vh.Service.Env), slices.Index(chain, r.Env); {
-		case here > serving:
-			continue
-		case here < serving:
-			r.Env, r.Backends = vh.Service.Env, nil
+		if answer.Kind == catalog.Served {
+			for _, a := range answer.Service.Addrs {
+				v.Addrs = append(v.Addrs, a.String())
+			}
 		}
-		for _, a := range vh.Service.Addrs {
-			r.Backends = append(r.Backends, Backend{Addr: a, Port: port})
-		}
-		slices.SortFunc(r.Backends, compareBackend)
-		r.Backends = slices.Compact(r.Backends)
+		out = append(out, v)
 	}
 	return out
 }
@@ -99,7 +104,6 @@ func sameRoute(a, b Route) bool {
 // file).
 type WatcherSource struct {
 	Source watcher.Source
-	CIDRs  []catalog.CIDRRule // the policy's rules, as configured
 	// Poll is how often a source without change notification is checked;
 	// default 1s.
 	Poll time.Duration
@@ -115,7 +119,7 @@ func (w *WatcherSource) View() (View, bool) {
 	for _, r := range s.Rejected() {
 		rejected = append(rejected, Rejection{Source: "app", App: r.AppID, Value: r.Label + "=" + r.Value, Reason: r.Reason})
 	}
-	return View{Model: FromSnapshot(s, w.CIDRs), Rejected: rejected}, true
+	return View{Model: FromSnapshot(s), Rejected: rejected, Names: func(env string) []NameView { return namesOf(s, env) }}, true
 }
 
 // Synced implements Source.

@@ -29,8 +29,10 @@ func TestNginxctlSeed(t *testing.T) {
 
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, nil, "nginxctl",
-		"-marathon", url, "-nginx", nginxPath, "-nginx-dir", filepath.Join(t.TempDir(), "nginx"), "-nginx-start",
+	// One file configures DNS and Nginx: nginxctl takes Marathon and the
+	// policy from the demo's Corefile, as CoreDNS reads it.
+	start(t, []string{"MARATHON_URL=" + url}, "nginxctl",
+		"-corefile", "../corefile-examples/demo.Corefile", "-nginx", nginxPath, "-nginx-dir", filepath.Join(t.TempDir(), "nginx"), "-nginx-start",
 		"-http", httpAddr, "-control", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-listen", apiAddr,
 		"-domains", "example.com", "-wait-min", "200ms", "-wait-max", "1s")
 
@@ -51,6 +53,11 @@ func TestNginxctlSeed(t *testing.T) {
 
 	var view struct {
 		VHosts []struct{ Host, Kind, ServingEnv string } `json:"vhosts"`
+		Names  []struct {
+			Name, Kind string
+			ServingEnv string   `json:"serving_env"`
+			Addrs      []string `json:"addrs"`
+		} `json:"names"`
 	}
 	resp, err := http.Get("http://" + apiAddr + "/v1/views?env=feature-login")
 	if err != nil {
@@ -60,6 +67,13 @@ func TestNginxctlSeed(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || len(view.VHosts) != 1 || view.VHosts[0].Host != "app1.example.com" {
 		t.Errorf("/v1/views?env=feature-login: %+v %v", view, err)
+	}
+	names := map[string]string{}
+	for _, n := range view.Names {
+		names[n.Name] = n.Kind + " " + n.ServingEnv + " " + strings.Join(n.Addrs, ",")
+	}
+	if names["redis1.db.example.com"] != "served feature-login 10.199.45.31" || names["db1.db.example.com"] != "served integration 10.199.45.22" {
+		t.Errorf("/v1/views?env=feature-login names: %v", names)
 	}
 	if resp, err := http.Get("http://" + apiAddr + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/healthz: %v %v", resp, err)

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/nginxctl"
+	marathonplugin "github.com/oakdns/oak/plugin/marathon"
 	"github.com/oakdns/oak/watcher"
 )
 
@@ -60,6 +62,9 @@ func run(args []string, stderr io.Writer) error {
 type config struct {
 	endpoints []string // Marathon masters; empty when file is set
 	file      string   // apps dump, for offline use
+	user      string
+	password  string
+	token     string
 	resync    time.Duration
 	policy    catalog.PolicyConfig
 
@@ -77,24 +82,58 @@ type config struct {
 	verbose     bool
 }
 
-// listFlag is a repeatable flag.
-type listFlag []string
+// policyFlags collects the policy options given as flags, named as in a
+// Corefile's marathon block, in order, for catalog.PolicyConfig.Option.
+type policyFlags struct {
+	given []policyFlag
+}
 
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+type policyFlag struct{ name, value string }
+
+// option is the flag.Value of one policy option.
+type option struct {
+	name  string
+	flags *policyFlags
+}
+
+func (o option) String() string { return "" }
+
+func (o option) Set(v string) error {
+	o.flags.given = append(o.flags.given, policyFlag{o.name, v})
+	return nil
+}
+
+// apply sets the options on cfg with the parser the Corefile uses: a
+// flag's value is the option's arguments, as a Corefile line writes them.
+func (p *policyFlags) apply(cfg *catalog.PolicyConfig) error {
+	for _, f := range p.given {
+		if err := cfg.Option(f.name, strings.Fields(f.value)); err != nil {
+			return fmt.Errorf("-%s %q: %w", f.name, f.value, err)
+		}
+	}
+	return nil
+}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("nginxctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	var fallback, envCIDR listFlag
+	var policy policyFlags
 	marathonURLs := fs.String("marathon", "", "Marathon masters, `URL[,URL]` (http(s)://host:port), or file:///path/apps.json for an apps dump")
-	corefile := fs.String("corefile", "", "take the Marathon endpoint and the policy from the marathon block of this Corefile (not supported yet)")
-	fs.DurationVar(&cfg.resync, "resync", watcher.DefaultResync, "period of the full resync with Marathon")
-	fs.StringVar(&cfg.policy.LabelPrefix, "label-prefix", "OAK_", "prefix of the oak labels on Marathon apps")
-	fs.StringVar(&cfg.policy.DefaultEnv, "default-env", "integration", "env of apps and clients nobody placed elsewhere")
-	fs.Var(&fallback, "fallback", "`PATTERN=PARENT`: envs matching the glob fall back to PARENT (repeatable; first match wins)")
-	fs.Var(&envCIDR, "env-cidr", "`CIDR=ENV`: clients in CIDR belong to ENV unless an app claims their address (repeatable)")
+	corefile := fs.String("corefile", "", "take the Marathon endpoint, credentials, resync and policy from the marathon block of this Corefile `FILE`, instead of -marathon and the policy flags")
+	resync := fs.Duration("resync", watcher.DefaultResync, "period of the full resync with Marathon")
+	// The policy options, named and parsed as in a Corefile's marathon block.
+	for _, o := range []struct{ name, usage string }{
+		{"label_prefix", "`PREFIX` of the oak labels on Marathon apps (default OAK_)"},
+		{"default_env", "`ENV` of apps and clients nobody placed elsewhere (default integration)"},
+		{"fallback", "'`PATTERN PARENT`': envs matching the glob fall back to PARENT (repeatable; first match wins)"},
+		{"env_cidr", "'`CIDR ENV`': clients in CIDR belong to ENV unless an app claims their address (repeatable)"},
+		{"ip_pool", "`CIDR...`: apps' fixed IPs (OAK_IP) must be inside (repeatable)"},
+		{"ip_allow", "`KIND...`: let fixed IPs be loopback, link-local or broadcast addresses"},
+	} {
+		fs.Var(option{o.name, &policy}, o.name, o.usage)
+	}
+	token := fs.String("marathon-token-file", "", "`FILE` holding a DC/OS token for Marathon (else $OAK_MARATHON_TOKEN)")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8090", "`ADDR` of nginxctl's HTTP API (/healthz, /metrics, /v1/...)")
 	fs.StringVar(&cfg.nginx, "nginx", "nginx", "the nginx executable")
 	fs.StringVar(&cfg.nginxDir, "nginx-dir", "", "`DIR` nginxctl owns: Nginx's prefix, main config, rendered routes, pid, logs (required)")
@@ -127,27 +166,28 @@ Flags:
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *corefile != "" {
-		return cfg, errors.New("-corefile: not supported yet (the marathon block's parser is not shared with nginxctl); use -marathon and the policy flags")
-	}
 	var err error
-	if cfg.endpoints, cfg.file, err = parseMarathon(*marathonURLs); err != nil {
-		return cfg, fmt.Errorf("-marathon: %w", err)
-	}
-	for _, f := range fallback {
-		pattern, parent, ok := strings.Cut(f, "=")
-		if !ok {
-			return cfg, fmt.Errorf("-fallback %q: want PATTERN=PARENT", f)
+	switch {
+	case *corefile != "" && (*marathonURLs != "" || len(policy.given) > 0):
+		return cfg, errors.New("-corefile gives the Marathon endpoint and the policy: leave out -marathon and the policy flags")
+	case *corefile != "":
+		if err := fromCorefile(&cfg, *corefile); err != nil {
+			return cfg, fmt.Errorf("-corefile: %w", err)
 		}
-		cfg.policy.Fallback = append(cfg.policy.Fallback, catalog.FallbackRule{Pattern: pattern, Parent: parent})
-	}
-	for _, c := range envCIDR {
-		cidr, env, ok := strings.Cut(c, "=")
-		prefix, err := netip.ParsePrefix(cidr)
-		if !ok || err != nil {
-			return cfg, fmt.Errorf("-env-cidr %q: want CIDR=ENV", c)
+	default:
+		if cfg.endpoints, cfg.file, err = parseMarathon(*marathonURLs); err != nil {
+			return cfg, fmt.Errorf("-marathon: %w", err)
 		}
-		cfg.policy.CIDRs = append(cfg.policy.CIDRs, catalog.CIDRRule{Prefix: prefix.Masked(), Env: env})
+		if err := policy.apply(&cfg.policy); err != nil {
+			return cfg, err
+		}
+		cfg.resync = *resync
+		if cfg.token, err = readToken(*token); err != nil {
+			return cfg, err
+		}
+	}
+	if _, err := catalog.NewPolicy(cfg.policy); err != nil {
+		return cfg, err
 	}
 	if cfg.nginxDir == "" {
 		return cfg, errors.New("-nginx-dir is required")
@@ -165,6 +205,41 @@ Flags:
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// fromCorefile takes the endpoint, credentials, resync and policy from the
+// marathon blocks of a Corefile, parsed as CoreDNS parses them. The blocks
+// must agree on all of these (a block's pinned env plays no part here):
+// nginxctl places clients by address, with one policy.
+func fromCorefile(cfg *config, path string) error {
+	sources, err := marathonplugin.ReadCorefile(path)
+	if err != nil {
+		return err
+	}
+	first := sources[0]
+	for _, other := range sources[1:] {
+		other.Where = first.Where
+		if !reflect.DeepEqual(other, first) {
+			return fmt.Errorf("the marathon blocks at %s and %s differ in endpoint, credentials, resync or policy; nginxctl takes one", first.Where, other.Where)
+		}
+	}
+	cfg.endpoints, cfg.file = first.Endpoints, first.File
+	cfg.user, cfg.password, cfg.token = first.User, first.Password, first.Token
+	cfg.resync, cfg.policy = first.Resync, first.Policy
+	return nil
+}
+
+// readToken reads a Marathon token from a file, else from
+// $OAK_MARATHON_TOKEN: never from a flag's value, which ps shows.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("OAK_MARATHON_TOKEN"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("-marathon-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // parseMarathon reads -marathon: masters (a missing scheme means http), or
@@ -216,7 +291,8 @@ func serve(ctx context.Context, cfg config) error {
 	var src watcher.Source
 	if cfg.file != "" {
 		src = watcher.NewFile(cfg.file, policy, log)
-	} else if src, err = watcher.New(watcher.Config{Endpoints: cfg.endpoints, Policy: policy, Resync: cfg.resync, Logger: log}); err != nil {
+	} else if src, err = watcher.New(watcher.Config{Endpoints: cfg.endpoints, User: cfg.user, Password: cfg.password, Token: cfg.token,
+		Policy: policy, Resync: cfg.resync, Logger: log}); err != nil {
 		return err
 	}
 	nginx, err := nginxctl.NewNginx(cfg.nginx, cfg.nginxDir, cfg.workers)
@@ -227,7 +303,7 @@ func serve(ctx context.Context, cfg config) error {
 		return err
 	}
 	ctl, err := nginxctl.New(nginxctl.Options{
-		Source:     &nginxctl.WatcherSource{Source: src, CIDRs: cfg.policy.CIDRs},
+		Source:     &nginxctl.WatcherSource{Source: src},
 		Applier:    nginxctl.NewApplier(nginx, nginxctl.SignalReloader{Nginx: nginx}, cfg.render.Control, cfg.verifyAfter),
 		Render:     cfg.render,
 		Domains:    cfg.domains,

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,18 +20,23 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"minimal", append([]string{"-marathon", "m1:8080,http://m2:8080/"}, base...), ""},
 		{"file", append([]string{"-marathon", "file:///tmp/apps.json"}, base...), ""},
-		{"policy", append([]string{"-marathon", "m1:8080", "-fallback", "feature-*=staging", "-env-cidr", "10.0.0.0/8=feature-x", "-env-header", "X-Oak-Env"}, base...), ""},
+		{"policy", append([]string{"-marathon", "m1:8080", "-fallback", "feature-* staging", "-env_cidr", "10.0.0.0/8 feature-x",
+			"-ip_pool", "10.199.45.0/24", "-ip_allow", "loopback", "-env-header", "X-Oak-Env"}, base...), ""},
 		{"no marathon", base, "-marathon: required"},
 		{"file and url", append([]string{"-marathon", "file:///a,m1:8080"}, base...), "only one"},
 		{"bad scheme", append([]string{"-marathon", "ftp://m1"}, base...), "want http(s)"},
 		{"no dir", []string{"-marathon", "m1:8080", "-domains", "example.com"}, "-nginx-dir is required"},
 		{"no domains", []string{"-marathon", "m1:8080", "-nginx-dir", "/tmp/x"}, "-domains is required"},
 		{"bad domain", []string{"-marathon", "m1:8080", "-nginx-dir", "/tmp/x", "-domains", "a;b"}, "-domains"},
-		{"bad fallback", append([]string{"-marathon", "m1:8080", "-fallback", "feature-*"}, base...), "PATTERN=PARENT"},
-		{"bad cidr", append([]string{"-marathon", "m1:8080", "-env-cidr", "10.0.0.0=x"}, base...), "CIDR=ENV"},
+		// The Corefile's errors, word for word.
+		{"bad fallback", append([]string{"-marathon", "m1:8080", "-fallback", "feature-*"}, base...), `-fallback "feature-*": fallback takes PATTERN PARENT`},
+		{"bad cidr", append([]string{"-marathon", "m1:8080", "-env_cidr", "10.0.0.0 x"}, base...), "env_cidr: invalid CIDR"},
+		{"fallback cycle", append([]string{"-marathon", "m1:8080", "-fallback", "a b", "-fallback", "b a"}, base...), "cycle"},
+		{"bad ip_allow", append([]string{"-marathon", "m1:8080", "-ip_allow", "multicast"}, base...), "unknown address kind"},
 		{"control not loopback", append([]string{"-marathon", "m1:8080", "-control", "10.0.0.1:81"}, base...), "loopback"},
 		{"bad http", append([]string{"-marathon", "m1:8080", "-http", "80"}, base...), "listen"},
-		{"corefile", append([]string{"-corefile", "Corefile"}, base...), "not supported yet"},
+		{"corefile and flags", append([]string{"-corefile", "Corefile", "-marathon", "m1:8080"}, base...), "leave out -marathon"},
+		{"missing corefile", append([]string{"-corefile", "/nonexistent/Corefile"}, base...), "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(tc.args, &bytes.Buffer{})
@@ -38,7 +46,8 @@ func TestParseFlags(t *testing.T) {
 			if tc.name == "minimal" && (len(cfg.endpoints) != 2 || cfg.endpoints[0] != "http://m1:8080" || cfg.endpoints[1] != "http://m2:8080") {
 				t.Errorf("endpoints %q", cfg.endpoints)
 			}
-			if tc.name == "policy" && (len(cfg.policy.Fallback) != 1 || len(cfg.policy.CIDRs) != 1 || cfg.render.EnvHeader != "X-Oak-Env") {
+			if tc.name == "policy" && (len(cfg.policy.Fallback) != 1 || len(cfg.policy.CIDRs) != 1 || len(cfg.policy.IPPools) != 1 ||
+				len(cfg.policy.IPAllow) != 1 || cfg.render.EnvHeader != "X-Oak-Env") {
 				t.Errorf("policy %+v", cfg.policy)
 			}
 		})
@@ -52,7 +61,7 @@ func TestHelpListsFlags(t *testing.T) {
 		t.Fatalf("run -h = %v", err)
 	}
 	for _, name := range []string{"-marathon", "-listen", "-nginx-dir", "-nginx-start", "-http", "-domains", "-wait-min", "-wait-max",
-		"-label-prefix", "-default-env", "-fallback", "-env-cidr", "-corefile", "-env-header"} {
+		"-label_prefix", "-default_env", "-fallback", "-env_cidr", "-ip_pool", "-ip_allow", "-corefile", "-env-header"} {
 		if !strings.Contains(out.String(), "  "+name+" ") && !strings.Contains(out.String(), "  "+name+"\n") {
 			t.Errorf("-h does not list %s", name)
 		}
@@ -65,5 +74,41 @@ func TestSubcommands(t *testing.T) {
 	}
 	if err := run([]string{"frobnicate"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Errorf("unknown command: %v", err)
+	}
+}
+
+// TestCorefile: -corefile takes endpoint, credentials and policy from the
+// example Corefiles, as CoreDNS reads them; blocks that disagree are an
+// error.
+func TestCorefile(t *testing.T) {
+	t.Setenv("MARATHON_URL", "http://m1:8080,m2:8080")
+	t.Setenv("OAK_UPSTREAM", "192.0.2.53:53")
+	base := []string{"-nginx-dir", "/tmp/x", "-domains", "example.com"}
+	cfg, err := parseFlags(append([]string{"-corefile", "../../corefile-examples/by-client.Corefile"}, base...), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.endpoints, []string{"http://m1:8080", "http://m2:8080"}) || cfg.policy.DefaultEnv != "integration" ||
+		len(cfg.policy.Fallback) != 1 || cfg.policy.Fallback[0].Pattern != "feature-*" {
+		t.Errorf("by-client.Corefile: %+v", cfg)
+	}
+	if _, err := parseFlags(append([]string{"-corefile", "../../corefile-examples/by-client-forward.Corefile"}, base...), &bytes.Buffer{}); err != nil {
+		t.Errorf("by-client-forward.Corefile: %v", err)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"bad option": "example.com {\n marathon {\n  endpoint http://m1\n  fallback feature-*\n }\n}\n",
+		"two policies": "a.example.com {\n marathon {\n  endpoint http://m1\n }\n}\n" +
+			"b.example.com {\n marathon {\n  endpoint http://m1\n  default_env staging\n }\n}\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := parseFlags(append([]string{"-corefile", path}, base...), &bytes.Buffer{})
+		want := map[string]string{"bad option": ":4 - Error during parsing: fallback takes PATTERN PARENT", "two policies": "differ"}[name]
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
 	}
 }
