@@ -15,16 +15,25 @@ import (
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "oak-demo"), "-bin", binDir, "-hold=false",
 		"-corefile", "../corefile-examples/demo.Corefile",
-		"-marathon", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-dns-port", fmt.Sprint(freePort(t)))
+		"-marathon", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-dns-port", fmt.Sprint(freePort(t)),
+		"-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-nginxctl", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("oak-demo: %v\n%s", err, out)
 	}
 	show := string(out)
-	for _, want := range []string{
+	wants := []string{
 		"sees env=feature-login how=app chain=feature-login,integration",
 		"Deleting /feature-login/redis1",
-	} {
+	}
+	if _, err := exec.LookPath("nginx"); err == nil {
+		// Each container reaches its own env's app1 through Nginx.
+		wants = append(wants, "http://app1.example.com/ -> 200 integration/app1", "http://app1.example.com/ -> 200 feature-login/app1",
+			"http://nosuch.example.com/ -> 404")
+	} else {
+		wants = append(wants, "nginx is not installed: skipping the Nginx half")
+	}
+	for _, want := range wants {
 		if !strings.Contains(show, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, show)
 		}
@@ -43,7 +52,8 @@ func TestDemo(t *testing.T) {
 func TestDemoTwice(t *testing.T) {
 	simAddr, dnsPort := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprint(freePort(t))
 	demoArgs := func(simAddr, dnsPort string) []string {
-		return []string{"-bin", binDir, "-corefile", "../corefile-examples/by-client.Corefile", "-marathon", simAddr, "-dns-port", dnsPort}
+		return []string{"-bin", binDir, "-corefile", "../corefile-examples/demo.Corefile", "-marathon", simAddr, "-dns-port", dnsPort,
+			"-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-nginxctl", fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	}
 	args := demoArgs(simAddr, dnsPort)
 	first := start(t, nil, "oak-demo", args...)

@@ -46,13 +46,16 @@ func main() {
 	corefile := flag.String("corefile", "corefile-examples/demo.Corefile", "Corefile for bin/coredns")
 	simAddr := flag.String("marathon", "127.0.0.1:18080", "listen address of the Marathon simulator")
 	dnsPort := flag.Int("dns-port", 1053, "port bin/coredns listens on, UDP and TCP, on all addresses")
+	httpAddr := flag.String("http", "127.0.0.1:1080", "where Nginx (managed by bin/nginxctl) serves the virtual hosts")
+	apiAddr := flag.String("nginxctl", "127.0.0.1:18090", "bin/nginxctl's HTTP API (/v1/views, /healthz, /metrics)")
 	hold := flag.Bool("hold", true, "keep running after the show until Ctrl-C")
 	keepLogs := flag.Bool("keep-logs", false, "keep the run folder with the children's logs at exit")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := checkPorts(*simAddr, *dnsPort); err != nil {
+	d := demo{bin: *bin, corefile: *corefile, simAddr: *simAddr, dnsPort: *dnsPort, httpAddr: *httpAddr, apiAddr: *apiAddr, hold: *hold}
+	if err := checkPorts(d.ports()); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -62,7 +65,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("== Logs of this run in %s\n", logs)
-	err = run(ctx, *bin, *corefile, *simAddr, *dnsPort, *hold, logs)
+	d.logs = logs
+	err = run(ctx, d)
 	failed := err != nil && !errors.Is(err, context.Canceled)
 	if *keepLogs || failed {
 		fmt.Printf("== Logs kept in %s\n", logs)
@@ -75,18 +79,31 @@ func main() {
 	}
 }
 
-// checkPorts refuses ports the demo needs that something already holds:
-// the simulator's TCP address, and CoreDNS's port for UDP and TCP on every
-// address (it binds the wildcard address). Without it a second demo would
-// drive the first one's simulator, and CoreDNS, which binds with
-// SO_REUSEPORT, would share its port.
-func checkPorts(simAddr string, dnsPort int) error {
-	dnsAddr := fmt.Sprintf(":%d", dnsPort)
-	for _, p := range []struct{ what, network, addr string }{
-		{"the Marathon simulator's", "tcp", simAddr},
+// port is one address the demo listens on.
+type port struct{ what, network, addr string }
+
+// ports lists the addresses the demo's processes listen on: the
+// simulator's, CoreDNS's port for UDP and TCP on every address (it binds
+// the wildcard address), and those of the Nginx half.
+func (d demo) ports() []port {
+	dnsAddr := fmt.Sprintf(":%d", d.dnsPort)
+	return []port{
+		{"the Marathon simulator's", "tcp", d.simAddr},
 		{"CoreDNS's UDP", "udp", dnsAddr},
 		{"CoreDNS's TCP", "tcp", dnsAddr},
-	} {
+		{"Nginx's", "tcp", d.httpAddr},
+		{"nginxctl's", "tcp", d.apiAddr},
+		{"Nginx's control", "tcp", controlAddr},
+		{"integration app1's", "tcp", seed.IntegrationClient + ":8080"},
+		{"feature-login app1's", "tcp", seed.FeatureClient + ":8080"},
+	}
+}
+
+// checkPorts refuses ports that something already holds. Without it a
+// second demo would drive the first one's simulator, and CoreDNS, which
+// binds with SO_REUSEPORT, would share its port.
+func checkPorts(ports []port) error {
+	for _, p := range ports {
 		var probe io.Closer
 		var err error
 		if p.network == "udp" {
@@ -95,14 +112,27 @@ func checkPorts(simAddr string, dnsPort int) error {
 			probe, err = net.Listen(p.network, p.addr)
 		}
 		if err != nil {
-			return fmt.Errorf("%s port %s is already in use (another demo running? choose other ports with -marathon and -dns-port): %w", p.what, p.addr, err)
+			return fmt.Errorf("%s port %s is already in use (another demo running? choose other ports with -marathon, -dns-port, -http and -nginxctl): %w", p.what, p.addr, err)
 		}
 		probe.Close()
 	}
 	return nil
 }
 
-func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold bool, logs string) (err error) {
+// controlAddr is where Nginx serves its config generation to nginxctl.
+const controlAddr = "127.0.0.1:18091"
+
+// demo is the demo's configuration.
+type demo struct {
+	bin, corefile, simAddr string
+	dnsPort                int
+	httpAddr, apiAddr      string
+	hold                   bool
+	logs                   string // the run folder
+}
+
+func run(ctx context.Context, d demo) (err error) {
+	bin, corefile, simAddr, dnsPort, hold, logs := d.bin, d.corefile, d.simAddr, d.dnsPort, d.hold, d.logs
 	// A child that dies (a port of the Corefile taken, say) ends the demo
 	// at once, naming its log, rather than leaving it waiting.
 	ctx, died := context.WithCancelCause(ctx)
@@ -128,6 +158,31 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 		return err
 	}
 	defer stop(dnsd)
+
+	// The Nginx half: the two app1 containers' web servers, played here on
+	// their fixed addresses, and bin/nginxctl configured from the same
+	// Corefile as CoreDNS.
+	nginx, nginxErr := exec.LookPath("nginx")
+	if nginxErr == nil {
+		for _, b := range []struct{ addr, name string }{
+			{seed.IntegrationClient + ":8080", "integration/app1"},
+			{seed.FeatureClient + ":8080", "feature-login/app1"},
+		} {
+			closeBackend, err := serveBackend(b.addr, b.name)
+			if err != nil {
+				return err
+			}
+			defer closeBackend()
+		}
+		ctl, err := startChild(ctx, died, filepath.Join(bin, "nginxctl"), logs, []string{"MARATHON_URL=" + marathonURL},
+			"-corefile", corefile, "-nginx", nginx, "-nginx-dir", filepath.Join(logs, "nginx"), "-nginx-start",
+			"-http", d.httpAddr, "-control", controlAddr, "-listen", d.apiAddr, "-domains", "example.com",
+			"-wait-min", "200ms", "-wait-max", "1s")
+		if err != nil {
+			return err
+		}
+		defer stop(ctl)
+	}
 
 	cfg := marathon.NewDefaultConfig()
 	cfg.URL = marathonURL
@@ -172,6 +227,18 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 		return err
 	}
 
+	if nginxErr == nil {
+		fmt.Printf("== Nginx managed by bin/nginxctl at %s (API %s)\n", d.httpAddr, d.apiAddr)
+		if err := poll.Until(ctx, "nginxctl's first config", pollLimit, pollInterval, func() error {
+			_, err := httpGet(seed.FeatureClient, d.httpAddr, "app1.example.com", "feature-login/app1")
+			return err
+		}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Println("== nginx is not installed: skipping the Nginx half (apt-get install nginx, then make demo again)")
+	}
+
 	clients := []struct{ label, addr string }{
 		{"integration app", seed.IntegrationClient},
 		{"feature-login app", seed.FeatureClient},
@@ -194,6 +261,15 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 					answer = dns.RcodeToString[rcode]
 				}
 				fmt.Printf("      %-24s -> %s\n", name, answer)
+			}
+			if nginxErr == nil {
+				for _, host := range []string{"app1.example.com", "nosuch.example.com"} {
+					answer, err := httpGet(c.addr, d.httpAddr, host, "")
+					if err != nil {
+						return err
+					}
+					fmt.Printf("      %-24s -> %s\n", "http://"+host+"/", answer)
+				}
 			}
 		}
 		return nil
@@ -229,9 +305,54 @@ func run(ctx context.Context, bin, corefile, simAddr string, dnsPort int, hold b
 		return nil
 	}
 	fmt.Printf("== Running until Ctrl-C. Try: dig -b %s @127.0.0.1 -p %d redis1.db.example.com\n", seed.FeatureClient, dnsPort)
+	if nginxErr == nil {
+		fmt.Printf("   and: curl --interface %s -H 'Host: app1.example.com' http://%s/\n", seed.FeatureClient, d.httpAddr)
+		fmt.Printf("   and: curl -s 'http://%s/v1/views?env=%s'\n", d.apiAddr, seed.FeatureLogin)
+	}
 	<-ctx.Done()
 	fmt.Println("== stopping")
 	return ctx.Err()
+}
+
+// serveBackend plays an app's web server at addr: it answers every request
+// with name. It returns the function that stops it.
+func serveBackend(addr, name string) (func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, name)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+// httpGet asks Nginx at server for host from the source address from and
+// returns "STATUS BODY"; with want set, an error unless the body is want.
+func httpGet(from, server, host, want string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+		DisableKeepAlives: true,
+	}}
+	req, err := http.NewRequest(http.MethodGet, "http://"+server+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if err != nil {
+		return "", err
+	}
+	if want != "" && string(body) != want {
+		return "", fmt.Errorf("got %d %q", resp.StatusCode, body)
+	}
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body))), nil
 }
 
 // query asks server for name/qtype from source address from ("" = any) and

@@ -55,14 +55,16 @@ func TestCheckPortsRefusesBusyPorts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = checkPorts(simAddr, dnsPort)
+			err = checkPorts(demo{simAddr: simAddr, dnsPort: dnsPort}.ports()[:3])
 			want := fmt.Sprintf(tt.want, simPort, dnsPort)
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "already in use") {
 				t.Fatalf("checkPorts: %v, want an error naming %q", err, want)
 			}
 		})
 	}
-	if err := checkPorts(fmt.Sprintf("127.0.0.1:%d", freePort()), freePort()); err != nil {
+	free := demo{simAddr: fmt.Sprintf("127.0.0.1:%d", freePort()), dnsPort: freePort(),
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort()), apiAddr: fmt.Sprintf("127.0.0.1:%d", freePort())}
+	if err := checkPorts(free.ports()[:5]); err != nil {
 		t.Errorf("free ports refused: %v", err)
 	}
 }
