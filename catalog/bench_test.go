@@ -59,7 +59,7 @@ func benchApp(i, version int) App {
 		t := task(taskRunning, fmt.Sprintf("192.0.2.%d", i%200), ip)
 		t.ID = fmt.Sprintf("app-%d.%d-%d", i, version, k)
 		if i%2 == 0 {
-			health(t, version%2 == 0)
+			t = health(t, version%2 == 0)
 		}
 		a.Tasks = append(a.Tasks, t)
 	}
@@ -187,5 +187,41 @@ func BenchmarkEnvOf(b *testing.B) {
 	for b.Loop() {
 		s.EnvOf(clients[i%len(clients)])
 		i++
+	}
+}
+
+// BenchmarkResolveVHost is the vhost decision, as nginxctl's /v1/views and
+// the renderer ask it: a host of the env, one it falls back for, one held
+// nowhere, one unknown.
+func BenchmarkResolveVHost(b *testing.B) {
+	s := Build(benchPolicy(b), benchCluster())
+	queries := []struct{ env, host string }{
+		{"integration", benchName(16)},
+		{"feature-12", benchName(0)},
+		{"feature-42", benchName(996)},
+		{"feature-7", "nope.example.com"},
+	}
+	for _, q := range queries[:3] {
+		if answer := s.ResolveVHost(q.env, q.host); answer.Kind != Served {
+			b.Fatalf("%v: %v", q, answer.Kind)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		q := queries[i%len(queries)]
+		s.ResolveVHost(q.env, q.host)
+		i++
+	}
+}
+
+// BenchmarkVHostViews is what nginxctl asks per render: every env's vhost
+// decisions where they can differ from the default env's.
+func BenchmarkVHostViews(b *testing.B) {
+	s := Build(benchPolicy(b), benchCluster())
+	envs := s.Envs()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.VHostViews(envs)
 	}
 }

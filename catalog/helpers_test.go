@@ -74,6 +74,7 @@ type content struct {
 	Names     map[string]claims
 	VHosts    map[string]claims
 	Suffixes  map[string]int
+	Reverse   map[string]int
 	Addrs     map[addrKey]*owner
 	EnvCounts map[string]int
 	Stats     Stats
@@ -102,6 +103,7 @@ func contentOf(t testing.TB, s *Snapshot) content {
 		Names:     flatten(t, "names", &s.names),
 		VHosts:    flatten(t, "vhosts", &s.vhosts),
 		Suffixes:  flatten(t, "suffixes", &s.suffixes),
+		Reverse:   flatten(t, "reverse", &s.reverse),
 		Addrs:     flatten(t, "addrs", &s.addrs),
 		EnvCounts: flatten(t, "envs", &s.envs),
 		Stats:     s.Stats(),

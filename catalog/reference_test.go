@@ -222,7 +222,7 @@ func (r *reference) resolve(env, name string) refAnswer {
 		for _, b := range a.backends() {
 			if len(a.names) > 0 {
 				rev := reverseOf(b)
-				below = below || rev == name || strings.HasSuffix(rev, "."+name)
+				below = below || strings.HasSuffix(rev, "."+name) // the PTR owner itself is Reverse's to answer
 			}
 		}
 	}

@@ -99,7 +99,7 @@ func TestResolveBelowAndAbove(t *testing.T) {
 		{"integration", "nosuch.example.com", Unknown, "", false},
 		{"integration", "ample.com", Unknown, "", false},
 		{"integration", "", Unknown, "", false},
-		{"integration", "1.1.0.10.in-addr.arpa", EmptyNonTerminal, "", true}, // the PTR owner itself: Reverse answers it
+		{"integration", "1.1.0.10.in-addr.arpa", Unknown, "", false}, // the PTR owner itself: Reverse answers it
 		{"integration", "1.0.10.in-addr.arpa", EmptyNonTerminal, "", true},
 		{"integration", "in-addr.arpa", EmptyNonTerminal, "", true},
 		{"integration", "9.0.10.in-addr.arpa", Unknown, "", false},

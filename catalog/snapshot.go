@@ -27,7 +27,8 @@ type Snapshot struct {
 	rejected table[string, Rejection] // app id -> why it was left out
 	names    table[string, claims]    // OAK_NAMES name -> who claims and serves it, per env
 	vhosts   table[string, claims]    // OAK_HTTP host -> who publishes and serves it, per env
-	suffixes table[string, int]       // name or ancestor of a name (forward, and reverse of live backends) -> number of names at or below it
+	suffixes table[string, int]       // name or ancestor of a name -> number of names at or below it
+	reverse  table[string, int]       // reverse name above a live backend with names (1.0.10.in-addr.arpa) -> backends below it
 	addrs    table[addrKey, *owner]   // address -> apps claiming it and names it backs
 	envs     table[string, int]       // env -> number of accepted apps in it
 
@@ -132,6 +133,7 @@ func Build(p *Policy, apps []App) *Snapshot {
 		names:    newTable[string, claims](shardsNames),
 		vhosts:   newTable[string, claims](shardsNames),
 		suffixes: newTable[string, int](shardsNames),
+		reverse:  newTable[string, int](shardsSmall),
 		addrs:    newTable[addrKey, *owner](shardsAddrs),
 		envs:     newTable[string, int](shardsSmall),
 	}
@@ -154,6 +156,7 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 	}
 	u.apps.t, u.rejected.t, u.envs.t = &next.apps, &next.rejected, &next.envs
 	u.names.t, u.vhosts.t, u.suffixes.t, u.addrs.t = &next.names, &next.vhosts, &next.suffixes, &next.addrs
+	u.reverse.t = &next.reverse
 
 	removed := make(map[string]bool, len(remove))
 	for _, id := range remove {
@@ -383,6 +386,7 @@ type update struct {
 	names    tableWriter[string, claims]
 	vhosts   tableWriter[string, claims]
 	suffixes tableWriter[string, int]
+	reverse  tableWriter[string, int]
 	addrs    tableWriter[addrKey, *owner]
 	envs     tableWriter[string, int]
 
@@ -551,15 +555,16 @@ func (u *update) finish() {
 		} else {
 			u.addrs.del(hash, key)
 		}
-		// A live backend with names has a PTR record: its reverse name and
-		// the reverse zones above it exist (RFC 8020).
+		// A live backend with names has a PTR record: the reverse names
+		// above it exist (RFC 8020). They sit in a table of their own, small
+		// next to the names, so that counting them stays cheap.
 		hadPTR, hasPTR := old != nil && len(old.refs) > 0, next != nil && len(next.refs) > 0
 		if hadPTR != hasPTR {
 			delta := 1
 			if hadPTR {
 				delta = -1
 			}
-			u.countSuffixes(reverseName(addr), delta)
+			u.count(&u.reverse, parentName(reverseName(addr)), delta)
 		}
 	}
 }
@@ -679,20 +684,21 @@ func (u *update) rebuildOwner(old *owner, change *addrChange) *owner {
 }
 
 // countSuffixes adds delta to name and each of its ancestors.
-func (u *update) countSuffixes(name string, delta int) {
-	for suffix := name; ; {
+func (u *update) countSuffixes(name string, delta int) { u.count(&u.suffixes, name, delta) }
+
+// count adds delta to name and each of its ancestors in a counting table.
+func (u *update) count(w *tableWriter[string, int], name string, delta int) {
+	for suffix := name; ; suffix = parentName(suffix) {
 		hash := u.s.hashString(suffix)
-		count, _ := u.s.suffixes.get(hash, suffix)
+		count, _ := w.t.get(hash, suffix)
 		if count += delta; count > 0 {
-			u.suffixes.put(hash, suffix, count)
+			w.put(hash, suffix, count)
 		} else {
-			u.suffixes.del(hash, suffix)
+			w.del(hash, suffix)
 		}
-		dot := strings.IndexByte(suffix, '.')
-		if dot < 0 {
+		if !strings.Contains(suffix, ".") {
 			return
 		}
-		suffix = suffix[dot+1:]
 	}
 }
 
