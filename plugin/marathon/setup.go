@@ -64,7 +64,14 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	cfg := dnsserver.GetConfig(c)
-	shared, err := sharedSourceFor(c, opts, policy)
+	h := holderOf(c)
+	shared, err := sources.reserve(sourceKeyOf(opts, policy), h, func() (*sharedSource, error) {
+		source, err := newSource(opts, policy)
+		if err != nil {
+			return nil, err
+		}
+		return newSharedSource(source, sourceLabel(opts)), nil
+	})
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
@@ -74,6 +81,7 @@ func setup(c *caddy.Controller) error {
 		ttl:       opts.ttl,
 		fall:      opts.fall,
 		source:    shared.source,
+		counters:  requestCounters{keep: configuredEnvs(opts, policy)},
 	}
 
 	c.OnStartup(func() error {
@@ -82,11 +90,19 @@ func setup(c *caddy.Controller) error {
 		if err := checkCache(cfg, opts); err != nil {
 			return err
 		}
-		shared.start()
+		shared.read(&m.counters)
+		shared.start() // a no-op when an instance before this one started it
 		return nil
 	})
 	c.OnShutdown(func() error {
-		shared.stop()
+		shared.unread(&m.counters)
+		sources.release(h)
+		return nil
+	})
+	// Registered on the running instance: when the reload that would
+	// replace it fails, the new instance's holds go.
+	c.OnRestartFailed(func() error {
+		sources.prune()
 		return nil
 	})
 
