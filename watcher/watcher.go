@@ -72,7 +72,8 @@ type Watcher struct {
 	url       string   // go-marathon's comma-joined member list
 	log       *slog.Logger
 	pending   *dirtySet
-	known     *knownApps // owned by the sync loop (step); never read elsewhere
+	known     *knownApps  // owned by the sync loop (step); never read elsewhere
+	problems  *problemLog // owned by the sync loop, which publishes
 	status    statusBook
 	started   atomic.Bool
 
@@ -128,6 +129,7 @@ func New(cfg Config) (*Watcher, error) {
 		log:       cfg.Logger,
 		pending:   newDirtySet(maxDirty),
 		known:     newKnownApps(),
+		problems:  newProblemLog(cfg.Logger),
 		changed:   make(chan struct{}),
 	}, nil
 }
@@ -161,6 +163,7 @@ func (w *Watcher) Changed() <-chan struct{} {
 }
 
 func (w *Watcher) publish(s *catalog.Snapshot) {
+	w.problems.report(s)
 	w.snapshot.Store(s)
 	w.ready.Store(true)
 	w.changedMu.Lock()

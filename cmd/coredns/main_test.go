@@ -279,3 +279,17 @@ func TestCacheWithEnvFromClient(t *testing.T) {
 		t.Errorf("pinned block with cache: %v", got)
 	}
 }
+
+// TestEmptyEndpointVariable: an endpoint from an empty environment
+// variable is refused with a hint at the variable, naming the line.
+func TestEmptyEndpointVariable(t *testing.T) {
+	t.Setenv("OAK_TEST_MARATHON_URL", "")
+	_, err := caddy.Start(caddy.CaddyfileInput{ServerTypeName: "dns", Filepath: "Corefile", Contents: []byte(`example.com:0 {
+    marathon {
+        endpoint {$OAK_TEST_MARATHON_URL}
+    }
+}`)})
+	if err == nil || !strings.Contains(err.Error(), "Corefile:3") || !strings.Contains(err.Error(), "environment variable") {
+		t.Fatalf("start error = %v, want a hint at an empty variable on Corefile:3", err)
+	}
+}

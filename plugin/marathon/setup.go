@@ -280,7 +280,9 @@ func parseEndpoints(args []string, root string) (endpoints []string, file string
 		}
 	}
 	if len(members) == 0 {
-		return nil, "", errors.New("endpoint needs at least one URL")
+		// Caddy has already put in environment variables: an unset or
+		// empty {$MARATHON_URL} leaves nothing here.
+		return nil, "", errors.New("endpoint needs at least one URL; is the environment variable that gives it (e.g. {$MARATHON_URL}) unset or empty?")
 	}
 	for _, member := range members {
 		if strings.HasPrefix(member, "file:") {

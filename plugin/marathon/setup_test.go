@@ -177,7 +177,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown option", "marathon {\n endpoint http://m\n colour blue\n}", 3, "unknown property 'colour'"},
 		{"no endpoint", "marathon {\n ttl 5\n}", 1, "endpoint is required"},
-		{"endpoint without url", "marathon {\n endpoint\n}", 2, "at least one URL"},
+		{"endpoint without url", "marathon {\n endpoint\n}", 2, "at least one URL; is the environment variable that gives it (e.g. {$MARATHON_URL}) unset or empty?"},
 		{"endpoint twice", "marathon {\n endpoint http://a\n endpoint http://b\n}", 3, "endpoint given twice"},
 		{"endpoint bad scheme", "marathon {\n endpoint ftp://m\n}", 2, "scheme must be"},
 		{"endpoint no host", "marathon {\n endpoint http://\n}", 2, "has no host"},
