@@ -57,7 +57,9 @@ func (w *Watcher) runStream(ctx context.Context, client *http.Client) {
 			pinned = true
 			attempt = 0
 		}
-		w.streamDown(err)
+		// A drop and the first failed connect are news; the retries
+		// after them are not.
+		w.streamDown(err, connected || attempt == 0)
 	}
 }
 

@@ -309,7 +309,11 @@ func (w *Watcher) streamUp() {
 	w.pending.mark(nil, true)
 }
 
-func (w *Watcher) streamDown(err error) {
+func (w *Watcher) streamDown(err error, news bool) {
 	w.status.stream(false)
-	w.log.Warn("marathon event stream down; reconnecting, the resync after it covers the gap", "err", err)
+	level := slog.LevelDebug
+	if news {
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, "marathon event stream down; reconnecting, the resync after it covers the gap", "err", err)
 }
