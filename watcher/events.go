@@ -52,9 +52,9 @@ const maxTrackedPlans = 1024
 // eventMapper turns an event into the app ids it may have changed. Events are
 // hints only: the apps they name are refetched from REST, so their content
 // (labels) is never trusted and their order does not matter. The exception
-// is a status update that parses cleanly: the stream hands it to the sync loop as
-// a taskUpdate (see tasks.go), which applies it to a known app, with a
-// tombstone set against go-marathon's reordering, or else refetches the app.
+// is a status update that parses cleanly: the stream hands it to the sync
+// loop as a taskUpdate (see tasks.go), which applies it to a known app, with
+// a tombstone set against late updates, or else refetches the app.
 type eventMapper struct {
 	plans map[string][]string // deployment plan id -> app ids its steps touch
 }
@@ -204,8 +204,8 @@ func parseAppID(raw string) (string, bool) {
 // loop. A set cannot overflow: a storm on one app is one entry, and beyond
 // limit entries (far more than any batch) the set collapses into "full
 // resync", which covers them all. Task updates are kept by task id (the
-// latest wins, except that a task's state never moves back: go-marathon
-// reorders, so a late STAGING must not undo a RUNNING); beyond
+// latest wins, except that a task's state never moves back, so a late
+// STAGING cannot undo a RUNNING); beyond
 // maxTaskUpdates of them, a new task only marks its app dirty.
 type dirtySet struct {
 	mu    sync.Mutex

@@ -140,7 +140,7 @@ func (b *releasingBody) Close() error {
 // logger takes them, and nil otherwise. go-marathon then writes to
 // io.Discard, which the log package skips without formatting: the
 // formatting of a 10,000-app body costs tens of milliseconds per resync.
-// Decided once per session, i.e. per connection to Marathon.
+// Decided once per Run.
 func debugLog(log *slog.Logger) io.Writer {
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
