@@ -11,7 +11,8 @@ FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS \
-	./nginxctl:FuzzSanitize
+	./nginxctl:FuzzSanitize \
+	./watcher:FuzzSSEReader
 
 .PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx
 

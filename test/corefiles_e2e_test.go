@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -60,6 +61,26 @@ func TestPerEnvCorefile(t *testing.T) {
 	expectDig(t, digPath, integrationDNS, port, seed.FeatureClient, "redis1.db.example.com", "A", nil, "10.199.45.21")
 	expectDig(t, digPath, featureDNS, port, "", "_env.example.com", "TXT", nil,
 		`"env=feature-login" "how=pinned" "chain=feature-login,integration" "client=127.0.0.1"`)
+	// The blocks' policies differ only in a fallback rule that restates the
+	// default: one watcher, one event stream.
+	if n := simStreams(t, url); n != 1 {
+		t.Errorf("%d event streams to Marathon, want 1", n)
+	}
+}
+
+// simStreams returns the number of event streams the simulator serves.
+func simStreams(t *testing.T, simURL string) int {
+	t.Helper()
+	resp, err := http.Get(simURL + "/_sim/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var state struct{ Streams int }
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		t.Fatal(err)
+	}
+	return state.Streams
 }
 
 // TestForwardCorefile: names no env serves go to the production resolver;

@@ -75,8 +75,9 @@ func TestSeedFallback(t *testing.T) {
 	}
 	expect(feature, "redis1.db.example.com", "A", []string{"10.199.45.31"})
 
-	// 3. Deleted: fallback, while the integration env is untouched.
-	if _, err := client.DeleteApplication(featureRedis, false); err != nil {
+	// 3. Deleted: fallback, while the integration env is untouched. The
+	// scale-up's deployment may still hold the app: force past it.
+	if _, err := client.DeleteApplication(featureRedis, true); err != nil {
 		t.Fatal(err)
 	}
 	expect(feature, "redis1.db.example.com", "A", []string{"10.199.45.21"})

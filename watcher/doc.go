@@ -1,7 +1,7 @@
 // Package watcher keeps an immutable catalog snapshot in step with Marathon.
 //
-// A Watcher talks to Marathon only through go-marathon v0.7.1: REST for the
-// state, the SSE event stream for hints. Events mark app ids dirty, and dirty
+// A Watcher reads Marathon's REST API for the state and its SSE event
+// stream for hints. Events mark app ids dirty, and dirty
 // apps are refetched from REST, which is the truth. The one exception is a
 // task's status update for an app already known at the same version and
 // without health checks: the task is added or removed from the event alone
@@ -15,15 +15,15 @@
 // Marathon answers again. When Marathon is unreachable the last snapshot is
 // kept: an error never publishes an empty view.
 //
-// go-marathon v0.7.1 gets an *http.Client whose RoundTripper the watcher
-// owns: it ties every connection to Run's lifetime (the library has no
-// Close and never ends its event stream), gives REST calls a deadline
-// without cutting the stream, and reports the stream's disconnects, which
-// the library only logs. With several masters, a stream that stays down
-// (go-marathon keeps it pinned to the master it first reached) makes the
-// watcher replace its go-marathon client, whose stream goes to a master
-// that answers (Config.StreamFailover). Changed lets a consumer wait for
-// the next snapshot instead of polling.
+// REST goes through go-marathon v0.7.1 with an *http.Client whose
+// RoundTripper the watcher owns: it ties every request to Run's lifetime
+// (the library has no Close) and gives each a deadline. The event stream is
+// the watcher's own SSE client on /v2/events, one goroutine that ends with
+// Run, decoding into go-marathon's event types: go-marathon's stream cannot
+// be closed, delivers events out of order and hides disconnects. It stays
+// with the master it reached and, with several masters, moves to one that
+// answers once it has been down for Config.StreamFailover. Changed lets a
+// consumer wait for the next snapshot instead of polling.
 //
 // A FileSource serves the same snapshots from a /v2/apps?embed=apps.tasks
 // dump on disk, for offline use, and reloads it when it changes.

@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"time"
@@ -9,10 +8,9 @@ import (
 	marathon "github.com/gambol99/go-marathon"
 )
 
-// eventFilter is the go-marathon listener bitmask: every event that can
-// change an app's labels, tasks or health, plus our own stream attaching.
-// go-marathon filters on the client side and spawns one goroutine per
-// delivered event, so leaving the others out also saves goroutines.
+// eventFilter is the events the watcher follows, as go-marathon's event
+// bitmask: every event that can change an app's labels, tasks or health,
+// plus our own stream attaching. Events outside it are not decoded.
 const eventFilter = marathon.EventIDAPIRequest |
 	marathon.EventIDStatusUpdate |
 	marathon.EventIDStreamAttached |
@@ -27,12 +25,9 @@ const eventFilter = marathon.EventIDAPIRequest |
 	marathon.EventIDDeploymentFailed |
 	marathon.EventIDAppTerminated
 
-// streamEventTypes are eventFilter's events by Marathon's names. They are
-// asked for with ?event_type= on /v2/events, which go-marathon v0.7.1 never
-// sends: Marathon then leaves out the others (instance_changed_event and
-// the like, one for every status update in 1.4), which go-marathon would
-// decode only to drop. A Marathon that ignores the parameter sends
-// everything, and go-marathon's bitmask still filters.
+// streamEventTypes are eventFilter's events by Marathon's names, asked for
+// with ?event_type= on /v2/events (Marathon 1.3.7+). A Marathon that
+// ignores the parameter sends everything, and eventFilter still filters.
 var streamEventTypes = []string{
 	"api_post_event",
 	"status_update_event",
@@ -57,9 +52,9 @@ const maxTrackedPlans = 1024
 // eventMapper turns an event into the app ids it may have changed. Events are
 // hints only: the apps they name are refetched from REST, so their content
 // (labels) is never trusted and their order does not matter. The exception
-// is a status update that parses cleanly: drain hands it to the sync loop as
-// a taskUpdate (see tasks.go), which applies it to a known app, with a
-// tombstone set against go-marathon's reordering, or else refetches the app.
+// is a status update that parses cleanly: the stream hands it to the sync
+// loop as a taskUpdate (see tasks.go), which applies it to a known app, with
+// a tombstone set against late updates, or else refetches the app.
 type eventMapper struct {
 	plans map[string][]string // deployment plan id -> app ids its steps touch
 }
@@ -209,8 +204,8 @@ func parseAppID(raw string) (string, bool) {
 // loop. A set cannot overflow: a storm on one app is one entry, and beyond
 // limit entries (far more than any batch) the set collapses into "full
 // resync", which covers them all. Task updates are kept by task id (the
-// latest wins, except that a task's state never moves back: go-marathon
-// reorders, so a late STAGING must not undo a RUNNING); beyond
+// latest wins, except that a task's state never moves back, so a late
+// STAGING cannot undo a RUNNING); beyond
 // maxTaskUpdates of them, a new task only marks its app dirty.
 type dirtySet struct {
 	mu    sync.Mutex
@@ -345,19 +340,4 @@ func (d *dirtySet) batchDue(window time.Duration) time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.since.Add(window)
-}
-
-// drain reads the go-marathon listener channel until it is closed. It does
-// nothing slow: go-marathon holds one goroutine per undelivered event.
-func drain(ctx context.Context, events marathon.EventsChannel, mapper *eventMapper, pending *dirtySet) {
-	for ev := range events {
-		if ctx.Err() != nil {
-			continue // keep reading so go-marathon's senders finish
-		}
-		if u, ok := parseTaskUpdate(ev); ok {
-			pending.update(u)
-			continue
-		}
-		pending.mark(mapper.dirty(ev))
-	}
 }

@@ -35,6 +35,7 @@ type FileSource struct {
 	log      *slog.Logger
 	interval time.Duration
 	started  atomic.Bool
+	problems *problemLog // owned by Run, which loads
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
@@ -72,7 +73,7 @@ func NewFile(path string, p *catalog.Policy, log *slog.Logger, opts ...FileOptio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval}
+	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval, problems: newProblemLog(log)}
 	for _, opt := range opts {
 		opt(f)
 	}
@@ -144,7 +145,9 @@ func (f *FileSource) poll() {
 		f.fail(stamp, err)
 		return
 	}
-	f.snapshot.Store(catalog.Build(f.policy, apps))
+	snapshot := catalog.Build(f.policy, apps)
+	f.problems.report(snapshot)
+	f.snapshot.Store(snapshot)
 	f.ready.Store(true)
 	f.mu.Lock()
 	f.seen = stamp
@@ -164,7 +167,11 @@ func (f *FileSource) fail(stamp fileStamp, err error) {
 	f.lastErr = err
 	f.failures++
 	f.mu.Unlock()
-	if !repeated {
+	switch {
+	case repeated:
+	case f.snapshot.Load() == nil:
+		f.log.Warn("marathon apps file unusable; no view yet, nothing is served until it loads", "path", f.path, "err", err)
+	default:
 		f.log.Warn("marathon apps file unusable; keeping the last good view", "path", f.path, "err", err)
 	}
 }

@@ -9,19 +9,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// leakOptions ignores exactly the goroutines go-marathon v0.7.1 cannot stop:
-// AddEventsListener starts a reader goroutine over an eventsource stream
-// that nothing ever closes (RemoveEventsListener leaves it open, docs/marathon-api.md
-// §1.5 item 4; the client has no Close and does not expose the stream).
-// Once the watcher stops, its transport fails every request at once, so
-// these two sleep in eventsource's doubling backoff and hold no connection;
-// every other goroutine (HTTP connections, /ping health checks, our own)
-// must be gone.
-var leakOptions = []goleak.Option{
-	goleak.IgnoreAnyFunction("github.com/gambol99/go-marathon.(*marathonClient).registerSSESubscription.func1"),
-	goleak.IgnoreAnyFunction("github.com/donovanhide/eventsource.(*Stream).stream"),
-}
-
 // leakGrace is how long goroutines get to end after a watcher stops.
 // go-marathon's /ping health check of a member marked down sleeps 5 s
 // between pings; the stopped watcher's transport answers the next ping so
@@ -29,9 +16,9 @@ var leakOptions = []goleak.Option{
 const leakGrace = 8 * time.Second
 
 // findLeaks polls goleak.Find until no unexpected goroutine is left or
-// leakGrace has passed.
-func findLeaks(extra ...goleak.Option) error {
-	opts := append(append([]goleak.Option(nil), leakOptions...), extra...)
+// leakGrace has passed. Nothing is ignored: the watcher's event stream is
+// its own and ends with it, and so must go-marathon's REST goroutines.
+func findLeaks(opts ...goleak.Option) error {
 	deadline := time.Now().Add(leakGrace)
 	for {
 		err := goleak.Find(opts...)

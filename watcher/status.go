@@ -14,14 +14,14 @@ type Status struct {
 	Connected  bool      // event stream up and the last REST call succeeded (file: last load good)
 	Reconnects uint64    // event stream reconnections after the first connection
 	Syncs      uint64    // successful syncs, task updates applied from events included
-	Failures   uint64    // failed syncs (and failed stream subscriptions)
+	Failures   uint64    // failed syncs
 	Apps       int       // apps in the current snapshot
 	Tasks      int       // running tasks in the current snapshot
 	Rejected   int       // apps left out because their labels did not validate
 }
 
-// statusBook records what the sync loop and the transport observe. It is
-// written from several goroutines (sync loop, SSE transport), hence the lock.
+// statusBook records what the sync loop and the event stream observe. It
+// is written from both goroutines, hence the lock.
 type statusBook struct {
 	mu         sync.Mutex
 	lastSync   time.Time
@@ -89,15 +89,6 @@ func (b *statusBook) streamDownFor(now time.Time) time.Duration {
 		return 0
 	}
 	return now.Sub(b.downSince)
-}
-
-// failedOver forgets the old client's stream: the new client's stream has
-// not been up yet.
-func (b *statusBook) failedOver() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.streamUp = false
-	b.downSince = time.Time{}
 }
 
 func (b *statusBook) read(snapshot *catalog.Snapshot) Status {

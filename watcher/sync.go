@@ -12,17 +12,8 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// step subscribes to events if not yet done, then syncs what is pending.
+// step syncs what is pending.
 func (w *Watcher) step(s *session) error {
-	var subErr error
-	if s.events == nil {
-		// Subscribe before listing, so that no change falls between the
-		// list and the stream (docs/marathon-api.md §3). A failure does not stop the
-		// sync: a REST view is better than none, and the retry subscribes.
-		if err := w.subscribe(s); err != nil {
-			subErr = fmt.Errorf("subscribe to events: %w", err)
-		}
-	}
 	updates := w.pending.takeTasks()
 	apps, full := w.pending.take(w.cfg.MaxPartial)
 	var err error
@@ -43,10 +34,7 @@ func (w *Watcher) step(s *session) error {
 			err = w.partialSync(s, refetch, changed)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	return subErr
+	return err
 }
 
 // partialTooBig says when one list is cheaper than n single GETs: when n is
@@ -58,20 +46,6 @@ func (w *Watcher) partialTooBig(n int) bool {
 	}
 	stats := current.Stats()
 	return n > fetchParallelism && 2*n > stats.Apps+stats.Rejected
-}
-
-func (w *Watcher) subscribe(s *session) error {
-	events, err := s.client.AddEventsListener(eventFilter)
-	if err != nil {
-		return err
-	}
-	s.events = events
-	s.drained = make(chan struct{})
-	go func() {
-		defer close(s.drained)
-		drain(s.life, events, newEventMapper(), w.pending)
-	}()
-	return nil
 }
 
 // fullSync lists every app with its tasks and publishes a snapshot built

@@ -59,24 +59,23 @@ type Config struct {
 	// event stream); default 30s.
 	RequestTimeout time.Duration
 	// StreamFailover is how long the event stream may stay down, when
-	// there are several Endpoints, before the watcher replaces its
-	// go-marathon client: v0.7.1 keeps reconnecting the stream to the
-	// master it first chose, even when that master is gone (docs/marathon-api.md
-	// §1.5 item 5), and a new client streams from one that answers.
-	// Default 15s.
+	// there are several Endpoints, before it tries the other masters; until
+	// then it reconnects to the master it was following. Default 15s.
 	StreamFailover time.Duration
 }
 
 // Watcher follows Marathon and publishes catalog snapshots. Create it with
 // New, start it with Run; all other methods are safe for concurrent use.
 type Watcher struct {
-	cfg     Config
-	url     string // go-marathon's comma-joined member list
-	log     *slog.Logger
-	pending *dirtySet
-	known   *knownApps // owned by the sync loop (step); never read elsewhere
-	status  statusBook
-	started atomic.Bool
+	cfg       Config
+	endpoints []string // Config.Endpoints without a trailing slash
+	url       string   // go-marathon's comma-joined member list
+	log       *slog.Logger
+	pending   *dirtySet
+	known     *knownApps  // owned by the sync loop (step); never read elsewhere
+	problems  *problemLog // owned by the sync loop, which publishes
+	status    statusBook
+	started   atomic.Bool
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
@@ -124,12 +123,14 @@ func New(cfg Config) (*Watcher, error) {
 		endpoints[i] = strings.TrimRight(e, "/")
 	}
 	return &Watcher{
-		cfg:     cfg,
-		url:     strings.Join(endpoints, ","),
-		log:     cfg.Logger,
-		pending: newDirtySet(maxDirty),
-		known:   newKnownApps(),
-		changed: make(chan struct{}),
+		cfg:       cfg,
+		endpoints: endpoints,
+		url:       strings.Join(endpoints, ","),
+		log:       cfg.Logger,
+		pending:   newDirtySet(maxDirty),
+		known:     newKnownApps(),
+		problems:  newProblemLog(cfg.Logger),
+		changed:   make(chan struct{}),
 	}, nil
 }
 
@@ -162,6 +163,7 @@ func (w *Watcher) Changed() <-chan struct{} {
 }
 
 func (w *Watcher) publish(s *catalog.Snapshot) {
+	w.problems.report(s)
 	w.snapshot.Store(s)
 	w.ready.Store(true)
 	w.changedMu.Lock()
@@ -170,14 +172,12 @@ func (w *Watcher) publish(s *catalog.Snapshot) {
 	w.changedMu.Unlock()
 }
 
-// newSession makes a go-marathon client whose every connection ends with
-// parent or with the session's close.
+// newSession makes the go-marathon client (REST only), whose every
+// connection ends with parent.
 func (w *Watcher) newSession(parent context.Context) (*session, error) {
-	life, cancel := context.WithCancel(parent)
-	tr := newTransport(life, w.cfg.RequestTimeout, fetchParallelism, w.cfg.Token != "", streamHooks{up: w.streamUp, down: w.streamDown})
+	tr := newTransport(parent, w.cfg.RequestTimeout, fetchParallelism)
 	client, err := marathon.NewClient(marathon.Config{
 		URL:               w.url,
-		EventsTransport:   marathon.EventsTransportSSE,
 		HTTPBasicAuthUser: w.cfg.User,
 		HTTPBasicPassword: w.cfg.Password,
 		DCOSToken:         w.cfg.Token,
@@ -185,34 +185,15 @@ func (w *Watcher) newSession(parent context.Context) (*session, error) {
 		HTTPClient:        tr.client(),
 	})
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("watcher: %w", err)
 	}
-	return &session{client: client, transport: tr, life: life, cancel: cancel}, nil
+	return &session{client: client, transport: tr}, nil
 }
 
-// session is one go-marathon client and what hangs off it.
+// session is the go-marathon client and its transport.
 type session struct {
 	client    marathon.Marathon
 	transport *transport
-	life      context.Context        // done when the session is closed
-	cancel    context.CancelFunc     // closes the session
-	events    marathon.EventsChannel // nil until subscribed
-	drained   chan struct{}          // closed when the event reader is done
-}
-
-// close unregisters the listener (go-marathon closes the channel once its
-// pending deliveries end), then cuts every connection of the session and
-// waits for its event reader.
-func (s *session) close() {
-	if s.events != nil {
-		s.client.RemoveEventsListener(s.events)
-	}
-	s.cancel()
-	s.transport.close()
-	if s.drained != nil {
-		<-s.drained
-	}
 }
 
 // Run follows Marathon until ctx is done, then stops its goroutines and
@@ -232,8 +213,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.log.Info("marathon watcher starting", "endpoints", w.url, "resync", w.cfg.Resync)
 
-	s = w.loop(life, s)
-	s.close()
+	var stream sync.WaitGroup
+	stream.Go(func() { w.runStream(life, s.transport.streamClient()) })
+	w.loop(life, s)
+	stop()
+	stream.Wait()
+	s.transport.close()
 	w.log.Info("marathon watcher stopped")
 	return nil
 }
@@ -242,18 +227,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 // batching window after the first mark of the batch), the resync period, or
 // the end of a backoff. Syncs run one at a time; marks made meanwhile form
 // the next batch, so a storm costs at most one sync per window or per sync.
-// It also replaces the session when the event stream stays down (see
-// Config.StreamFailover), and returns the session it ends with.
-func (w *Watcher) loop(ctx context.Context, s *session) *session {
+func (w *Watcher) loop(ctx context.Context, s *session) {
 	resync := time.NewTicker(w.cfg.Resync)
 	defer resync.Stop()
-	var failoverC <-chan time.Time
-	if len(w.cfg.Endpoints) > 1 {
-		failover := time.NewTicker(w.cfg.StreamFailover / 4)
-		defer failover.Stop()
-		failoverC = failover.C
-	}
 	retry := time.NewTimer(0) // the first sync is immediate
+	defer retry.Stop()
 	backingOff := true
 	failures := 0
 	w.pending.mark(nil, true)
@@ -268,27 +246,21 @@ func (w *Watcher) loop(ctx context.Context, s *session) *session {
 		}
 		select {
 		case <-ctx.Done():
-			retry.Stop()
-			return s
+			return
 		case <-resync.C:
 			w.pending.mark(nil, true)
 			continue // acted on through kick (or at the end of the backoff)
-		case <-failoverC:
-			if down := w.status.streamDownFor(time.Now()); down >= w.cfg.StreamFailover {
-				s = w.failover(ctx, s, down)
-			}
-			continue
 		case <-retryC:
 			backingOff = false
 		case <-kick:
 			if !poll.Sleep(ctx, time.Until(w.pending.batchDue(w.cfg.BatchWindow))) {
-				return s
+				return
 			}
 		}
 
 		err := w.step(s)
 		if ctx.Err() != nil {
-			return s
+			return
 		}
 		if err == nil {
 			failures = 0
@@ -298,29 +270,18 @@ func (w *Watcher) loop(ctx context.Context, s *session) *session {
 		w.status.failure(err)
 		w.pending.mark(nil, true) // whatever failed, a full resync covers it
 		delay := backoff(failures, w.cfg.RetryMin, w.cfg.RetryMax)
-		w.log.Warn("marathon sync failed; keeping the last view", "err", err, "attempt", failures, "retry_in", delay.Round(time.Millisecond))
+		w.log.Warn(w.failureMessage(), "err", err, "attempt", failures, "retry_in", delay.Round(time.Millisecond))
 		retry.Reset(delay)
 		backingOff = true
 	}
 }
 
-// failover replaces s with a new session, whose stream goes to a master
-// that answers (the new client's REST calls mark dead masters down before
-// it subscribes again), and asks for a full resync, which subscribes. It
-// keeps s when a new client cannot be made. The old client's stream reader
-// cannot be stopped (docs/marathon-api.md §1.5 item 4): like at shutdown, it is left
-// asleep in its reconnect backoff, its connections cut.
-func (w *Watcher) failover(ctx context.Context, s *session, down time.Duration) *session {
-	next, err := w.newSession(ctx)
-	if err != nil {
-		w.log.Error("marathon event stream failover failed", "err", err)
-		return s
+// failureMessage says what a failed sync leaves served.
+func (w *Watcher) failureMessage() string {
+	if w.snapshot.Load() == nil {
+		return "marathon sync failed; no view yet, nothing is served until a sync succeeds"
 	}
-	w.log.Warn("marathon event stream down; failing over with a new client", "down_for", down.Round(time.Millisecond))
-	s.close()
-	w.status.failedOver()
-	w.pending.mark(nil, true)
-	return next
+	return "marathon sync failed; keeping the last view"
 }
 
 // backoff is exponential from lo, capped at hi, with jitter in [d/2, d]
@@ -348,7 +309,11 @@ func (w *Watcher) streamUp() {
 	w.pending.mark(nil, true)
 }
 
-func (w *Watcher) streamDown(err error) {
+func (w *Watcher) streamDown(err error, news bool) {
 	w.status.stream(false)
-	w.log.Warn("marathon event stream down; go-marathon reconnects on its own, periodic resync covers the gap", "err", err)
+	level := slog.LevelDebug
+	if news {
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, "marathon event stream down; reconnecting, the resync after it covers the gap", "err", err)
 }

@@ -636,12 +636,12 @@ func TestWatcherUnreachableAtStart(t *testing.T) {
 }
 
 // TestWatcherStopsCleanly checks, for one watcher, that stopping it leaves
-// no goroutine behind but the ones go-marathon cannot stop (leakOptions).
+// no goroutine behind.
 func TestWatcherStopsCleanly(t *testing.T) {
 	opts := fastSim()
 	opts.Apps = appsJSON(5, 2)
 	s := startSim(t, opts)
-	defer goleak.VerifyNone(t, append(leakOptions, goleak.IgnoreCurrent())...)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	w := newWatcher(t, []string{s.url}, nil)
 	stop := runWatcher(t, w)
 	waitFor(t, "initial sync", w.Ready)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -279,3 +280,76 @@ func TestCacheWithEnvFromClient(t *testing.T) {
 		t.Errorf("pinned block with cache: %v", got)
 	}
 }
+
+// TestEmptyEndpointVariable: an endpoint from an empty environment
+// variable is refused with a hint at the variable, naming the line.
+func TestEmptyEndpointVariable(t *testing.T) {
+	t.Setenv("OAK_TEST_MARATHON_URL", "")
+	_, err := caddy.Start(caddy.CaddyfileInput{ServerTypeName: "dns", Filepath: "Corefile", Contents: []byte(`example.com:0 {
+    marathon {
+        endpoint {$OAK_TEST_MARATHON_URL}
+    }
+}`)})
+	if err == nil || !strings.Contains(err.Error(), "Corefile:3") || !strings.Contains(err.Error(), "environment variable") {
+		t.Fatalf("start error = %v, want a hint at an empty variable on Corefile:3", err)
+	}
+}
+
+// TestFailedReloadStopsItsSources: a reload that fails after the new
+// instance started a source (a later block's startup fails) leaves the
+// running instance serving, and the source the failed instance started
+// stops: caddy never shuts a failed instance down, the plugin's registry
+// drops its hold when the running instance hears of the failure.
+func TestFailedReloadStopsItsSources(t *testing.T) {
+	apps := writeApps(t)
+	corefile := func(blocks string) caddy.Input {
+		return caddy.CaddyfileInput{ServerTypeName: "dns", Filepath: "Corefile", Contents: []byte(blocks)}
+	}
+	running, err := caddy.Start(corefile(fmt.Sprintf(`example.com:0 {
+    marathon {
+        endpoint file://%s
+    }
+}`, apps)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { running.ShutdownCallbacks(); running.Stop() })
+	udp := running.Servers()[0].LocalAddr().String()
+	waitSynced(t, udp)
+	before := runtime.NumGoroutine()
+
+	// The first block's source (another policy, so a new one) starts in
+	// its OnStartup; the second block's OnStartup then fails.
+	_, err = running.Restart(corefile(fmt.Sprintf(`example.com:0 {
+    marathon {
+        endpoint file://%s
+        default_env staging
+    }
+}
+example.org:0 {
+    cache 30
+    marathon {
+        endpoint file://%s
+    }
+}`, apps, apps)))
+	if err == nil || !strings.Contains(err.Error(), errCacheMixesEnvsText) {
+		t.Fatalf("restart error = %v, want the cache refusal", err)
+	}
+	if got := addresses(exchange(t, "udp", udp, integrationApp, "redis1.db.example.com.", dns.TypeA)); !slices.Equal(got, []string{"10.199.45.21"}) {
+		t.Errorf("the running instance answers %v after the failed reload", got)
+	}
+	after := runtime.NumGoroutine()
+	err = poll.Until(context.Background(), "the failed instance's source to stop", 10*time.Second, 20*time.Millisecond, func() error {
+		if after = runtime.NumGoroutine(); after > before {
+			return fmt.Errorf("%d goroutines, %d before the failed reload", after, before)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// errCacheMixesEnvsText is the start of the plugin's refusal of cache with
+// env_from_client.
+const errCacheMixesEnvsText = "cache in the same server block as env_from_client"

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,9 +216,21 @@ func fromCorefile(cfg *config, path string) error {
 		return err
 	}
 	first := sources[0]
+	key := func(src marathonplugin.Source) (string, error) {
+		policy, err := catalog.NewPolicy(src.Policy)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", src.Where, err)
+		}
+		src.Where, src.Policy = "", catalog.PolicyConfig{}
+		return fmt.Sprintf("%+v %s", src, policy.Key()), nil
+	}
+	firstKey, err := key(first)
+	if err != nil {
+		return err
+	}
 	for _, other := range sources[1:] {
-		other.Where = first.Where
-		if !reflect.DeepEqual(other, first) {
+		// Policies compare by what they do, as the plugin's shared watchers do.
+		if otherKey, err := key(other); err != nil || otherKey != firstKey {
 			return fmt.Errorf("the marathon blocks at %s and %s differ in endpoint, credentials, resync or policy; nginxctl takes one", first.Where, other.Where)
 		}
 	}

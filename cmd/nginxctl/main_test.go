@@ -95,6 +95,12 @@ func TestCorefile(t *testing.T) {
 	if _, err := parseFlags(append([]string{"-corefile", "../../corefile-examples/by-client-forward.Corefile"}, base...), &bytes.Buffer{}); err != nil {
 		t.Errorf("by-client-forward.Corefile: %v", err)
 	}
+	// Its two blocks differ only in a rule that restates the default.
+	t.Setenv("OAK_BIND_INTEGRATION", "127.0.0.53")
+	t.Setenv("OAK_BIND_FEATURE_LOGIN", "127.0.0.54")
+	if _, err := parseFlags(append([]string{"-corefile", "../../corefile-examples/per-env.Corefile"}, base...), &bytes.Buffer{}); err != nil {
+		t.Errorf("per-env.Corefile: %v", err)
+	}
 	dir := t.TempDir()
 	for name, body := range map[string]string{
 		"bad option": "example.com {\n marathon {\n  endpoint http://m1\n  fallback feature-*\n }\n}\n",

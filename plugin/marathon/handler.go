@@ -63,6 +63,9 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if zone == "" {
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
+	if r.Opcode != dns.OpcodeQuery {
+		return dns.RcodeNotImplemented, nil // NOTIFY, UPDATE...: the server writes NOTIMP
+	}
 	q := query{qname: qname, asked: asked, zone: zone, zoneAsked: zone, qtype: state.QType()}
 	if len(q.asked) == len(qname) {
 		q.zoneAsked = q.asked[len(q.asked)-len(zone):]
@@ -79,6 +82,9 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	if q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {
 		return dns.RcodeRefused, nil
+	}
+	if isChild(qname, nameserverLabel, zone) && !localAddrKnown(&state) {
+		return m.retryOverTCP(ctx, w, r)
 	}
 
 	q.client = clientAddr(w)

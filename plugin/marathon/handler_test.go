@@ -377,7 +377,6 @@ func TestReplyHeader(t *testing.T) {
 	}{
 		{qname: "App1.Example.com.", opcode: dns.OpcodeQuery, rd: true, cd: true, wantRcode: dns.RcodeSuccess},
 		{qname: "nosuch.example.com.", opcode: dns.OpcodeQuery, wantRcode: dns.RcodeNameError},
-		{qname: "app1.example.com.", opcode: dns.OpcodeNotify, rd: true, cd: true, wantRcode: dns.RcodeSuccess}, // RD and CD are copied for queries only
 	} {
 		req := new(dns.Msg)
 		req.SetQuestion(tc.qname, dns.TypeA)

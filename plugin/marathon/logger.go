@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"unicode"
 
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 )
@@ -88,8 +89,15 @@ func writeAttr(line *strings.Builder, prefix string, a slog.Attr) {
 	line.WriteString(a.Key)
 	line.WriteByte('=')
 	value := a.Value.String()
-	if value == "" || strings.ContainsAny(value, " \t\"=") {
+	if value == "" || strings.IndexFunc(value, needsQuote) >= 0 {
 		value = strconv.Quote(value)
 	}
 	line.WriteString(value)
+}
+
+// needsQuote reports runes that would make a value ambiguous or forge a
+// line: separators, quotes and anything unprintable (label values from
+// Marathon are logged as they came).
+func needsQuote(r rune) bool {
+	return r == ' ' || r == '"' || r == '=' || !unicode.IsPrint(r)
 }

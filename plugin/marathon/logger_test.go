@@ -19,12 +19,14 @@ func TestLogHandler(t *testing.T) {
 	logger.Info("full sync", "apps", 3, slog.Group("took", "ms", 12))
 	logger.Warn("marathon unreachable", "err", "dial tcp: connection refused")
 	logger.Error("bad", "empty", "")
+	logger.Warn("rejected", "value", "x\n[ERROR] forged\ttab")
 	logger.Debug("hidden without the debug plugin")
 
 	for _, want := range []string{
 		`[INFO] plugin/marathon: full sync source=http://m1:8080 sync.apps=3 sync.took.ms=12`,
 		`[WARNING] plugin/marathon: marathon unreachable source=http://m1:8080 sync.err="dial tcp: connection refused"`,
 		`[ERROR] plugin/marathon: bad source=http://m1:8080 sync.empty=""`,
+		`[WARNING] plugin/marathon: rejected source=http://m1:8080 sync.value="x\n[ERROR] forged\ttab"`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out.String())

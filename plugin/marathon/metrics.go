@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/watcher"
 )
 
@@ -77,11 +79,12 @@ var (
 // requestCounters hands out requestCount's counters from a map the query
 // path reads without a lock, so that counting a query costs one lookup
 // rather than hashing its labels under the CounterVec's lock. The map is
-// copied on write; it only grows when a server, env or outcome is new.
-// The zero value is ready to use.
+// copied on write; it grows when a server, env or outcome is new, and
+// prune drops the envs that are gone. The zero value is ready to use.
 type requestCounters struct {
 	mu       sync.Mutex // serializes writers
 	counters atomic.Pointer[map[counterKey]prometheus.Counter]
+	keep     map[string]bool // envs the configuration names; never pruned
 }
 
 type counterKey struct{ server, env, outcome string }
@@ -116,6 +119,49 @@ func (c *requestCounters) add(key counterKey) prometheus.Counter {
 	return counter
 }
 
+// prune drops the counters and the requests_total series of envs that are
+// neither kept nor live: feature envs come and go, and each would otherwise
+// leave its series behind for good. Another handler on the same server
+// that still counts such an env (it reads another source) starts its
+// series again from zero.
+func (c *requestCounters) prune(live func(env string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := ptrMap(c.counters.Load())
+	var gone []counterKey
+	for key := range old {
+		if !c.keep[key.env] && !live(key.env) {
+			gone = append(gone, key)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	m := maps.Clone(old)
+	for _, key := range gone {
+		delete(m, key)
+		requestCount.DeleteLabelValues(key.server, key.env, key.outcome)
+	}
+	c.counters.Store(&m)
+}
+
+// configuredEnvs are the envs a handler's configuration names, whose series
+// stay while no app runs in them: the default env, fallback parents, the
+// envs of CIDR rules and the pinned env; and noEnv.
+func configuredEnvs(opts options, policy *catalog.Policy) map[string]bool {
+	keep := map[string]bool{noEnv: true, policy.DefaultEnv(): true}
+	for _, r := range opts.policy.Fallback {
+		keep[r.Parent] = true
+	}
+	for _, r := range opts.policy.CIDRs {
+		keep[r.Env] = true
+	}
+	if opts.pinnedEnv != "" {
+		keep[opts.pinnedEnv] = true
+	}
+	return keep
+}
+
 func ptrMap(m *map[counterKey]prometheus.Counter) map[counterKey]prometheus.Counter {
 	if m == nil {
 		return nil
@@ -127,7 +173,8 @@ func ptrMap(m *map[counterKey]prometheus.Counter) map[counterKey]prometheus.Coun
 type statusSampler struct {
 	label      string
 	started    time.Time
-	reconnects uint64 // Status.Reconnects already added to streamReconnects
+	reconnects uint64            // Status.Reconnects already added to streamReconnects
+	pruned     *catalog.Snapshot // the snapshot the counters were last pruned for
 }
 
 func newStatusSampler(label string, started time.Time) *statusSampler {
@@ -147,5 +194,22 @@ func (s *statusSampler) sample(st watcher.Status, now time.Time) {
 	if st.Reconnects > s.reconnects {
 		streamReconnects.WithLabelValues(s.label).Add(float64(st.Reconnects - s.reconnects))
 		s.reconnects = st.Reconnects
+	}
+}
+
+// pruneEnvs drops, once per new snapshot, the request series of the envs
+// that have no app in it from the counters of the handlers that read it.
+func (s *statusSampler) pruneEnvs(snapshot *catalog.Snapshot, readers []*requestCounters) {
+	if snapshot == nil || snapshot == s.pruned {
+		return
+	}
+	s.pruned = snapshot
+	envs := snapshot.Envs()
+	live := func(env string) bool {
+		_, found := slices.BinarySearch(envs, env)
+		return found
+	}
+	for _, c := range readers {
+		c.prune(live)
 	}
 }

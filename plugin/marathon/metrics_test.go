@@ -3,15 +3,18 @@ package marathon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/watcher"
 )
 
@@ -137,4 +140,78 @@ func metricValue(t *testing.T, metric prometheus.Metric) float64 {
 	}
 	t.Fatalf("%v is neither a counter nor a gauge", metric.Desc())
 	return 0
+}
+
+// TestRequestSeriesOfGoneEnvs: once a snapshot no longer has an env, the
+// requests_total series of that env go; the envs the configuration names
+// stay, and an env that comes back is counted again.
+func TestRequestSeriesOfGoneEnvs(t *testing.T) {
+	opts := options{policy: catalog.PolicyConfig{
+		Fallback: []catalog.FallbackRule{{Pattern: "feature-x", Parent: "staging"}},
+		CIDRs:    []catalog.CIDRRule{{Prefix: netip.MustParsePrefix("10.9.0.0/16"), Env: "staging"}},
+	}}
+	policy := testPolicy(t)
+	m := newTestMarathon(testSnapshot(t))
+	m.counters.keep = configuredEnvs(opts, policy)
+	// A server of its own: other tests count the same envs.
+	server := fmt.Sprintf("dns://%s-%d", t.Name(), time.Now().UnixNano())
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
+	ask := func(client string) {
+		req := new(dns.Msg)
+		req.SetQuestion("app1.example.com.", dns.TypeA)
+		if _, err := m.ServeDNS(ctx, dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: client}), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(featureClient)     // feature-x, by its app
+	ask(stagingClient)     // staging, by CIDR rule: no app of its own needed
+	ask(integrationClient) // the default env
+	if got := seriesEnvs(t, server); !got["feature-x"] || !got["staging"] || !got["integration"] {
+		t.Fatalf("series before: %v", got)
+	}
+
+	// feature-x is gone from Marathon; staging keeps no app.
+	var apps []catalog.App
+	for _, spec := range topology() {
+		if spec.env == "" {
+			apps = append(apps, spec.application())
+		}
+	}
+	gone := catalog.Build(policy, apps)
+	m.source = &fakeSource{snapshot: gone}
+	sampler := newStatusSampler(t.Name(), time.Now())
+	sampler.pruneEnvs(gone, []*requestCounters{&m.counters})
+	if got := seriesEnvs(t, server); got["feature-x"] || !got["staging"] || !got["integration"] {
+		t.Errorf("series after feature-x went: %v", got)
+	}
+
+	m.source = &fakeSource{snapshot: testSnapshot(t)} // it comes back
+	counter := requestCount.WithLabelValues(server, "feature-x", outcomeOwn)
+	ask(featureClient)
+	if got := metricValue(t, counter); got != 1 {
+		t.Errorf("feature-x counted %v after it came back, want 1", got)
+	}
+}
+
+// seriesEnvs returns the env labels of server's requests_total series.
+func seriesEnvs(t *testing.T, server string) map[string]bool {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	requestCount.Collect(ch)
+	close(ch)
+	envs := map[string]bool{}
+	for metric := range ch {
+		var out dto.Metric
+		if err := metric.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{}
+		for _, label := range out.GetLabel() {
+			labels[label.GetName()] = label.GetValue()
+		}
+		if labels["server"] == server {
+			envs[labels["env"]] = true
+		}
+	}
+	return envs
 }

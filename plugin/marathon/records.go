@@ -1,10 +1,12 @@
 package marathon
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
 	"github.com/coredns/coredns/request"
 
@@ -73,9 +75,38 @@ func (m *Marathon) addresses(owner string, addrs []netip.Addr, rrtype uint16) []
 // of ns.dns.<zone>. Nothing when the server listens on a wildcard address
 // it cannot name.
 func (m *Marathon) localAddress(owner string, rrtype uint16, state *request.Request) []dns.RR {
-	local, err := netip.ParseAddr(state.LocalIP())
-	if err != nil || local.IsUnspecified() {
+	local, ok := localAddr(state)
+	if !ok {
 		return nil
 	}
-	return m.addresses(owner, []netip.Addr{local.Unmap().WithZone("")}, rrtype)
+	return m.addresses(owner, []netip.Addr{local}, rrtype)
+}
+
+func localAddr(state *request.Request) (netip.Addr, bool) {
+	local, err := netip.ParseAddr(state.LocalIP())
+	if err != nil || local.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return local.Unmap().WithZone(""), true
+}
+
+// localAddrKnown reports whether the server can name the address a query
+// was sent to. A UDP socket bound to the wildcard address cannot: the
+// destination of each datagram is known to the DNS server library only,
+// which does not expose it. A TCP connection's local address is the
+// destination, so retryOverTCP sends the client there.
+func localAddrKnown(state *request.Request) bool {
+	_, ok := localAddr(state)
+	return ok || state.Proto() != "udp"
+}
+
+// retryOverTCP answers an empty, truncated reply, which every client
+// retries over TCP.
+func (m *Marathon) retryOverTCP(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	m.counters.inc(metrics.WithServer(ctx), noEnv, outcomeMeta)
+	msg := new(dns.Msg)
+	msg.SetReply(r)
+	msg.Authoritative, msg.Truncated = true, true
+	w.WriteMsg(msg)
+	return dns.RcodeSuccess, nil
 }

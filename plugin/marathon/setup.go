@@ -80,7 +80,14 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	cfg := dnsserver.GetConfig(c)
-	shared, err := sharedSourceFor(c, opts, policy)
+	h := holderOf(c)
+	shared, err := sources.reserve(sourceKeyOf(opts, policy), h, func() (*sharedSource, error) {
+		source, err := newSource(opts, policy)
+		if err != nil {
+			return nil, err
+		}
+		return newSharedSource(source, sourceLabel(opts)), nil
+	})
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
@@ -90,6 +97,7 @@ func setup(c *caddy.Controller) error {
 		ttl:       opts.ttl,
 		fall:      opts.fall,
 		source:    shared.source,
+		counters:  requestCounters{keep: configuredEnvs(opts, policy)},
 	}
 
 	c.OnStartup(func() error {
@@ -98,11 +106,19 @@ func setup(c *caddy.Controller) error {
 		if err := checkCache(cfg, opts); err != nil {
 			return err
 		}
-		shared.start()
+		shared.read(&m.counters)
+		shared.start() // a no-op when an instance before this one started it
 		return nil
 	})
 	c.OnShutdown(func() error {
-		shared.stop()
+		shared.unread(&m.counters)
+		sources.release(h)
+		return nil
+	})
+	// Registered on the running instance: when the reload that would
+	// replace it fails, the new instance's holds go.
+	c.OnRestartFailed(func() error {
+		sources.prune()
 		return nil
 	})
 
@@ -252,7 +268,9 @@ func parseEndpoints(args []string, root string) (endpoints []string, file string
 		}
 	}
 	if len(members) == 0 {
-		return nil, "", errors.New("endpoint needs at least one URL")
+		// Caddy has already put in environment variables: an unset or
+		// empty {$MARATHON_URL} leaves nothing here.
+		return nil, "", errors.New("endpoint needs at least one URL; is the environment variable that gives it (e.g. {$MARATHON_URL}) unset or empty?")
 	}
 	for _, member := range members {
 		if strings.HasPrefix(member, "file:") {

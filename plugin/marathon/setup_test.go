@@ -187,7 +187,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown option", "marathon {\n endpoint http://m\n colour blue\n}", 3, "unknown property 'colour'"},
 		{"no endpoint", "marathon {\n ttl 5\n}", 1, "endpoint is required"},
-		{"endpoint without url", "marathon {\n endpoint\n}", 2, "at least one URL"},
+		{"endpoint without url", "marathon {\n endpoint\n}", 2, "at least one URL; is the environment variable that gives it (e.g. {$MARATHON_URL}) unset or empty?"},
 		{"endpoint twice", "marathon {\n endpoint http://a\n endpoint http://b\n}", 3, "endpoint given twice"},
 		{"endpoint bad scheme", "marathon {\n endpoint ftp://m\n}", 2, "scheme must be"},
 		{"endpoint no host", "marathon {\n endpoint http://\n}", 2, "has no host"},
@@ -275,40 +275,40 @@ func TestSetup(t *testing.T) {
 }
 
 // TestSetupSharesSources: blocks that describe the same source share one
-// watcher; a different policy gets its own.
+// watcher, whatever the spelling of their policy; a different policy or
+// other credentials get their own.
 func TestSetupSharesSources(t *testing.T) {
-	block := func(body string) *caddy.Controller {
-		return caddy.NewTestController("dns", "marathon {\n endpoint http://m1:8080\n"+body+"}")
+	registry := newSourceRegistry(func(*holder) bool { return true })
+	h := &holder{}
+	sourceOf := func(body string) *sharedSource {
+		t.Helper()
+		opts, policy, err := parse(caddy.NewTestController("dns", "marathon {\n endpoint http://m1:8080\n"+body+"}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared, err := registry.reserve(sourceKeyOf(opts, policy), h, func() (*sharedSource, error) {
+			return newSharedSource(&fakeSource{}, sourceLabel(opts)), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return shared
 	}
-	// Test controllers do not share an instance; resolve every block in the
-	// storage of the first, as caddy does for the blocks of one Corefile.
-	owner := block(" env integration\n")
-	a := sourceOfWithStorage(t, owner, owner)
-	b := sourceOfWithStorage(t, owner, block(" env feature-login\n"))
-	if a != b {
-		t.Error("pinned blocks with the same source config got two sources")
+	a := sourceOf(" env integration\n")
+	for _, body := range []string{
+		" env feature-login\n",
+		" env feature-login\n fallback feature-* integration\n", // restates the default
+		" default_env integration\n label_prefix OAK_\n",
+	} {
+		if sourceOf(body) != a {
+			t.Errorf("block %q got a source of its own", body)
+		}
 	}
-	if c := sourceOfWithStorage(t, owner, block(" fallback feature-* staging\n")); c == a {
-		t.Error("a block with another policy shares the source")
+	for _, body := range []string{" fallback feature-* staging\n", " credentials u p\n", " resync 1m\n"} {
+		if sourceOf(body) == a {
+			t.Errorf("block %q shares the source", body)
+		}
 	}
-	if d := sourceOfWithStorage(t, owner, block(" credentials u p\n")); d == a {
-		t.Error("a block with other credentials shares the source")
-	}
-}
-
-// sourceOfWithStorage parses next and resolves its source in the instance
-// storage of owner.
-func sourceOfWithStorage(t *testing.T, owner, next *caddy.Controller) *sharedSource {
-	t.Helper()
-	opts, policy, err := parse(next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared, err := sharedSourceFor(owner, opts, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return shared
 }
 
 func TestCheckCache(t *testing.T) {
