@@ -24,7 +24,9 @@ type Conflict struct {
 	App    string     `json:"app"`
 	Addr   netip.Addr `json:"address"`
 	Holder string     `json:"holder,omitempty"` // the app the pool gave Addr to
-	Reason string     `json:"reason"`
+	// Container is the Docker container's name (ScanConflicts only).
+	Container string `json:"container,omitempty"`
+	Reason    string `json:"reason"`
 }
 
 func (c Conflict) String() string {

@@ -240,3 +240,29 @@ func TestObservedFromApps(t *testing.T) {
 		t.Fatalf("errors %v", errs)
 	}
 }
+
+// TestJudgeContainers covers ScanConflicts' rule without a Docker engine
+// (TestContainersOnPoolAddressesOnDocker runs it against one).
+func TestJudgeContainers(t *testing.T) {
+	p, _ := newTestPool(t, testConfig(t, 24), newClock())
+	a := mustAllocate(t, p, "/a", ResultNew)
+	b := mustAllocate(t, p, "/b", ResultNew)
+	p.Release(context.Background(), "/b")
+	for _, tc := range []struct {
+		addr          netip.Addr
+		app           string
+		reason, owner string
+	}{
+		{a.Addr, "/a", "", ""},
+		{a.Addr, "/x", "the pool gave this address to /a", "/a"},
+		{a.Addr, "", "has no MARATHON_APP_ID", "/a"},
+		{b.Addr, "/b", "cooling down (last held by /b)", ""},
+		{ip("10.77.0.99"), "/x", "has not given this address", ""},
+		{ip("10.77.0.99"), "", "has no MARATHON_APP_ID", ""},
+	} {
+		reason, owner := p.judge(tc.addr, tc.app)
+		if (tc.reason == "") != (reason == "") || !strings.Contains(reason, tc.reason) || owner != tc.owner {
+			t.Errorf("judge(%s, %q) = %q, %q; want %q, %q", tc.addr, tc.app, reason, owner, tc.reason, tc.owner)
+		}
+	}
+}
