@@ -10,7 +10,11 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
 	./catalog:FuzzBuild \
-	./plugin/marathon:FuzzServeDNS
+	./plugin/marathon:FuzzServeDNS \
+	./ipam:FuzzParseAppID \
+	./ipam:FuzzDecodeAllocationRequest \
+	./ipam:FuzzDecodeAppDefinition \
+	./ipam:FuzzReadSpec
 
 .PHONY: build test unit fuzz lint demo bench bench-go bench-dns
 

@@ -19,12 +19,12 @@ func ParseAppID(id string) (string, error) {
 	if id == "" {
 		return "", errors.New("app id is empty")
 	}
-	if len(id) > MaxAppIDLength {
-		return "", fmt.Errorf("app id is longer than %d characters", MaxAppIDLength)
-	}
 	path := strings.TrimPrefix(id, "/")
 	if path == "" {
 		return "", errors.New("app id is the root group, not an app")
+	}
+	if len(path)+1 > MaxAppIDLength {
+		return "", fmt.Errorf("app id is longer than %d characters", MaxAppIDLength)
 	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if err := checkSegment(seg); err != nil {
