@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -49,7 +50,7 @@ func testConfig(t testing.TB, bits int) Config {
 
 func openTest(t testing.TB, path string, cfg Config, opts ...Option) *Pool {
 	t.Helper()
-	p, err := Open(path, cfg, opts...)
+	p, err := Open(path, cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
