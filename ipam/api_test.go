@@ -3,11 +3,13 @@ package ipam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -346,4 +348,52 @@ func TestAPIWithoutMarathonOrToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRebuildFromMarathonAlone deploys apps through the API, loses the
+// pool's store, and rebuilds a pool from what Marathon (the simulator)
+// says: every app is back on its address, and nothing else is handed out
+// before the cooldown ends.
+func TestRebuildFromMarathonAlone(t *testing.T) {
+	cfg := testConfig(t, 28) // 13 addresses
+	f := newAPIFixture(t, cfg)
+	deployed := map[string]string{}
+	for _, app := range []string{"/shop/web", "/shop/db", "/feature-x/web"} {
+		body := strings.Replace(webApp, `"/team/web"`, `"`+app+`"`, 1)
+		status, resp := f.do(t, "POST", "/v1/apps", body, "")
+		if status != 200 {
+			t.Fatalf("deploy %s: %d %v", app, status, resp)
+		}
+		deployed[app] = field(resp, "address").(string)
+	}
+	// Allocated but never deployed, and released: both unknown to Marathon.
+	f.do(t, "POST", "/v1/allocations", `{"app":"/undeployed"}`, "")
+	f.do(t, "POST", "/v1/allocations", `{"app":"/released"}`, "")
+	f.do(t, "DELETE", "/v1/allocations/released", "", "")
+
+	// A new host: an empty store, and Marathon as the only record.
+	clock := newClock()
+	p := openTest(t, filepath.Join(t.TempDir(), "new.db"), cfg, WithClock(clock.Now))
+	apps, err := f.client.Applications(url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observed, errs := ObservedFromApps(apps.Apps, cfg.IPLabel)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rep, err := p.Reconcile(observed, clock.Now())
+	if err != nil || !rep.Rebuilt || len(rep.Adopted) != 3 || rep.Held != 10 {
+		t.Fatalf("rebuild: %+v %v", rep, err)
+	}
+	for app, addr := range deployed {
+		if a, ok := p.Get(app); !ok || a.Addr.String() != addr || !a.Deployed {
+			t.Errorf("%s after the rebuild: %+v %v, want %s", app, a, ok, addr)
+		}
+	}
+	if _, _, err := p.Allocate(context.Background(), "/newcomer"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("a rebuilt pool handed out an address it cannot account for: %v", err)
+	}
+	clock.Add(cfg.Cooldown)
+	mustAllocate(t, p, "/newcomer", ResultNew)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -535,9 +534,4 @@ func (w *writeTx) cool(held *Allocation, app string) Allocation {
 	w.put(a)
 	delete(w.p.missing, app)
 	return *a
-}
-
-// sortAddrs sorts addresses in place.
-func sortAddrs(addrs []netip.Addr) {
-	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
 }

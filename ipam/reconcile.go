@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func (w *writeTx) reconcile(observed []Observed) Report {
 	for a := range claims {
 		addrs = append(addrs, a)
 	}
-	sortAddrs(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, addr := range addrs {
 		w.settle(addr, claims[addr], &rep)
 	}

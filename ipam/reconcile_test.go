@@ -173,7 +173,7 @@ func TestReconcileReleasesOnlyAfterGrace(t *testing.T) {
 	}
 }
 
-func TestRebuildFromMarathon(t *testing.T) {
+func TestRebuildFromObservations(t *testing.T) {
 	clock := newClock()
 	cfg := testConfig(t, 28) // 13 addresses: .1-.13
 	path := filepath.Join(t.TempDir(), "pool.db")
