@@ -289,6 +289,7 @@ func (a *api) release(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", app, err)
 	}
+	a.log.Info("ipam: released", "app", app, "addr", alloc.Addr, "until", alloc.Until)
 	writeJSON(w, http.StatusOK, toJSON(alloc, ""))
 	return nil
 }

@@ -28,6 +28,9 @@ type AppDefinition struct {
 func DecodeAppDefinition(body io.Reader, cfg Config) (*AppDefinition, error) {
 	var def AppDefinition
 	if err := decodeStrict(body, &def); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			err = fail(statusOf(err), "%v (only fields go-marathon v0.7.1 carries to Marathon are taken, so none is lost)", err)
+		}
 		return nil, err
 	}
 	bad := func(format string, args ...any) (*AppDefinition, error) {

@@ -58,7 +58,25 @@ func (p *Pool) Reconcile(observed []Observed, now time.Time) (Report, error) {
 		return w.reconcile(observed), nil
 	})
 	r, _ := v.(Report)
+	if err == nil {
+		p.logReport(r)
+	}
 	return r, err
+}
+
+func (p *Pool) logReport(r Report) {
+	for _, a := range r.Adopted {
+		p.log.Info("ipam: adopted an address Marathon runs", "app", a.App, "addr", a.Addr)
+	}
+	for _, a := range r.Released {
+		p.log.Info("ipam: released the address of an app gone from Marathon", "app", a.App, "addr", a.Addr, "until", a.Until)
+	}
+	for _, c := range r.Conflicts {
+		p.log.Warn("ipam: conflict", "app", c.App, "addr", c.Addr, "holder", c.Holder, "reason", c.Reason)
+	}
+	if r.Rebuilt {
+		p.log.Info("ipam: rebuilt from Marathon", "adopted", len(r.Adopted), "held", r.Held, "cooldown", p.cfg.Cooldown)
+	}
 }
 
 func (w *writeTx) reconcile(observed []Observed) Report {
