@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,5 +294,14 @@ func TestClosedPoolRefuses(t *testing.T) {
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestOneWriterPerStore(t *testing.T) {
+	t.Parallel() // waits out the lock timeout
+	cfg := testConfig(t, 24)
+	_, path := newTestPool(t, cfg, newClock())
+	if _, err := Open(path, cfg); err == nil || !strings.Contains(err.Error(), "another process holds it") {
+		t.Fatalf("a second Open of a store in use: %v", err)
 	}
 }

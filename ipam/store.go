@@ -8,7 +8,12 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
+
+// storeLockWait is how long Open waits for another process to let go of
+// the store file (bbolt locks it).
+const storeLockWait = 5 * time.Second
 
 // The bbolt file: one bucket of records keyed by the address's 4 bytes, and
 // one of metadata that exists once the pool's state is complete (a new pool
@@ -34,7 +39,10 @@ type store struct {
 }
 
 func openStore(path string, noSync bool) (*store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: storeLockWait})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open pool store %s: another process holds it (waited %v); the pool has one writer", path, storeLockWait)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open pool store %s: %w", path, err)
 	}
