@@ -12,9 +12,13 @@ FUZZ_TARGETS := \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS \
 	./nginxctl:FuzzSanitize \
-	./watcher:FuzzSSEReader
+	./watcher:FuzzSSEReader \
+	./ipam:FuzzParseAppID \
+	./ipam:FuzzDecodeAllocationRequest \
+	./ipam:FuzzDecodeAppDefinition \
+	./ipam:FuzzReadSpec
 
-.PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx
+.PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx bench-ipam
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -43,13 +47,20 @@ lint:
 demo: build
 	$(BIN)/oak-demo -bin $(BIN)
 
-## bench: every figure in BENCHMARKS.md: Go benchmarks, bench-dns, bench-nginx.
-bench: bench-go bench-dns bench-nginx
+## bench: every figure in BENCHMARKS.md: Go benchmarks, bench-ipam, bench-dns, bench-nginx.
+bench: bench-go bench-ipam bench-dns bench-nginx
 
 ## bench-go: catalog build/apply/resolve, watcher change latency and full
 ## resync, plugin handler; each against nothing but itself (see BENCHMARKS.md).
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./catalog ./watcher ./plugin/marathon
+
+## bench-ipam: durable allocations/s with 64 clients, group commit vs one
+## transaction per allocation (same run); restart, rebuild and reconcile
+## with 10,000 allocations (see BENCHMARKS.md).
+bench-ipam:
+	$(GO) test -run='^$$' -bench=DurableAllocations -benchtime=20000x -count=3 ./ipam
+	$(GO) test -run='^$$' -bench='Restart10k|Rebuild10k|Reconcile10k' -benchmem -count=3 ./ipam
 
 ## bench-dns: dnsperf against bin/coredns, marathon plugin vs stock hosts
 ## (10,000 names, same binary, same run), then the plugin under churn.
