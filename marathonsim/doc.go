@@ -32,6 +32,12 @@
 // -plan-groups affected) keeps only the deployed app in plans: a
 // benchmark-only deviation for clients that read only plan ids and steps.
 //
+// Docker mode (Options.Docker, marathon-sim -docker) runs the tasks of
+// Docker apps as real containers on the local engine, through the Docker
+// Go client: the app's image, env, labels and Docker parameters (net, ip,
+// dns...), the task's state following its container and its ipAddresses
+// the container's. It is a test and demo harness, not Mesos; see Docker.
+//
 // Close the Server before the HTTP server that serves it: Close ends the
 // event streams, which httptest.Server.Close would otherwise wait for.
 package marathonsim

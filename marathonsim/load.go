@@ -50,6 +50,7 @@ func (s *Server) resetLocked() {
 	for _, list := range s.tasks {
 		for _, t := range list {
 			t.removed = true
+			stopContainerLocked(t)
 		}
 	}
 	s.apps = map[string]*app{}

@@ -73,6 +73,10 @@ type Options struct {
 	// on any other value.
 	PlanGroups string
 
+	// Docker, when set, runs the tasks of Docker apps as real containers
+	// (docker mode, see Docker). Nil: tasks are data only.
+	Docker *Docker
+
 	// Logger receives request and fault logs. Nil discards them.
 	Logger *slog.Logger
 }

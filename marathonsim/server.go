@@ -26,6 +26,7 @@ type Server struct {
 
 	events *broker
 	faults faultState
+	docker *dockerRuntime // nil unless Options.Docker: tasks are data only
 
 	mu          sync.Mutex
 	closed      bool
@@ -61,6 +62,14 @@ func New(opts Options) *Server {
 		cancel: cancel,
 		events: newBroker(opts.EventBuffer),
 	}
+	if opts.Docker != nil {
+		s.docker = newDockerRuntime(opts.Docker)
+		if n, err := s.docker.removeAll(); err != nil {
+			s.log.Error("removing containers left by an earlier run", "owner", s.docker.owner, "err", err)
+		} else if n > 0 {
+			s.log.Info("removed containers left by an earlier run", "owner", s.docker.owner, "containers", n)
+		}
+	}
 	s.resetLocked()
 	if opts.Apps != nil {
 		if err := s.LoadApps(opts.Apps); err != nil {
@@ -86,6 +95,13 @@ func (s *Server) Close() {
 	s.cancel()
 	s.events.dropAll()
 	s.wg.Wait()
+	if s.docker != nil {
+		// Each task's goroutine removed its container; this catches any
+		// that a failed removal left.
+		if _, err := s.docker.removeAll(); err != nil {
+			s.log.Error("removing containers", "owner", s.docker.owner, "err", err)
+		}
+	}
 }
 
 // goLocked starts fn in a goroutine that Close waits for. s.mu must be held.

@@ -39,14 +39,31 @@ type appSpec struct {
 	Ports           []int             `json:"ports"`
 	HealthChecks    []json.RawMessage `json:"healthChecks"`
 	RequirePorts    bool              `json:"requirePorts"`
+
+	// What a container needs in docker mode (see docker.go).
+	Cmd       *string                    `json:"cmd"`
+	Args      []string                   `json:"args"`
+	Env       map[string]json.RawMessage `json:"env"` // strings, or secret references (ignored)
+	IPAddress *struct {
+		NetworkName string `json:"networkName"`
+	} `json:"ipAddress"`
 }
 
 type containerSpec struct {
-	Type   string      `json:"type"`
-	Docker *dockerSpec `json:"docker"`
+	Type    string       `json:"type"`
+	Docker  *dockerSpec  `json:"docker"`
+	Volumes []volumeSpec `json:"volumes"`
+}
+
+type volumeSpec struct {
+	ContainerPath string `json:"containerPath"`
+	HostPath      string `json:"hostPath"`
+	Mode          string `json:"mode"` // RW or RO
 }
 
 type dockerSpec struct {
+	Image        string        `json:"image"`
+	Privileged   bool          `json:"privileged"`
 	Network      string        `json:"network"`
 	Parameters   []dockerParam `json:"parameters"`
 	PortMappings []portMapping `json:"portMappings"`
@@ -104,9 +121,10 @@ type task struct {
 	ServicePorts       []int          `json:"servicePorts,omitempty"`
 	HealthCheckResults []healthResult `json:"healthCheckResults,omitempty"`
 
-	removed  bool       // no longer in Server.tasks; lifecycle goroutines stop
-	leased   netip.Addr // address taken from TaskCIDR, released on removal
-	checkRun int        // bumped by every SetTaskHealth; ends older check loops
+	removed  bool          // no longer in Server.tasks; lifecycle goroutines stop
+	stop     chan struct{} // docker mode: closed when the task's container must go
+	leased   netip.Addr    // address taken from TaskCIDR, released on removal
+	checkRun int           // bumped by every SetTaskHealth; ends older check loops
 }
 
 type ipAddress struct {

@@ -21,7 +21,10 @@ func (s *Server) launchLocked(a *app) *task {
 		StagedAt: now, Version: a.configVersion, AppID: a.id,
 		Ports: s.hostPortsLocked(a), ServicePorts: append([]int(nil), a.servicePorts()...),
 	}
-	if ip := a.spec.fixedIP(); ip != "" {
+	inContainer := s.docker != nil && a.spec.runsContainer()
+	if inContainer {
+		t.stop = make(chan struct{}) // the address comes from the container
+	} else if ip := a.spec.fixedIP(); ip != "" {
 		t.IPAddresses = []ipAddress{{IPAddress: ip, Protocol: protocolOf(ip)}}
 	} else if addr, ok := s.leaseLocked(); ok {
 		t.leased = addr
@@ -33,7 +36,22 @@ func (s *Server) launchLocked(a *app) *task {
 	s.notifyLocked()
 	withHealth := a.spec.hasHealthChecks()
 	checks := len(a.spec.HealthChecks)
-	s.goLocked(func() { s.runTask(t, withHealth, checks) })
+	if !inContainer {
+		s.goLocked(func() { s.runTask(t, withHealth, checks) })
+		return t
+	}
+	plan, err := planContainer(a, t, s.docker.owner, s.opts.Host)
+	s.goLocked(func() {
+		if err != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !t.removed && t.State == stateStaging {
+				s.failLocked(t, err.Error())
+			}
+			return
+		}
+		s.runContainer(t, plan, withHealth, checks)
+	})
 	return t
 }
 
@@ -77,6 +95,7 @@ func (s *Server) stopTaskLocked(t *task) bool {
 		return true
 	}
 	t.State = stateKilling
+	stopContainerLocked(t)
 	s.emitLocked("status_update_event", statusUpdate(t, ""))
 	s.emitLocked("instance_changed_event", instanceChanged(t, "Killing"))
 	if s.opts.KillDelay == 0 {
@@ -114,6 +133,7 @@ func (s *Server) killLocked(t *task, state, message string) {
 // removeLocked drops t from the task table and releases its address.
 func (s *Server) removeLocked(t *task) {
 	t.removed = true
+	stopContainerLocked(t)
 	list := s.tasks[t.AppID]
 	for i, other := range list {
 		if other == t {

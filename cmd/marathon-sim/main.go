@@ -1,6 +1,8 @@
 // Command marathon-sim serves a simulated Marathon 1.4 master (REST API,
 // /v2/events stream and the /_sim/ fault injection API) for tests, demos
-// and benchmarks. See package marathonsim.
+// and benchmarks. With -docker it runs the tasks of Docker apps as real
+// containers on the local Docker engine: a test and demo harness, not
+// Mesos. See package marathonsim.
 package main
 
 import (
@@ -17,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/docker/docker/client"
 
 	"github.com/oakdns/oak/marathonsim"
 )
@@ -58,6 +62,10 @@ func run(args []string, stderr io.Writer, ready func(addr string)) error {
 	planGroups := fs.String("plan-groups", marathonsim.PlanGroupsFull,
 		`root groups in deployment plans: "full" (every app, as Marathon) or "affected" (only the deployed app; `+
 			`a benchmark-only deviation that makes each deployment event O(1) on large clusters)`)
+	docker := fs.Bool("docker", false, "run the tasks of Docker apps as real containers on the Docker engine that DOCKER_HOST (or the default socket) names: "+
+		"a test and demo harness, not Mesos (see -h)")
+	owner := fs.String("docker-owner", "marathon-sim", "with -docker: value of the "+marathonsim.OwnerLabel+
+		" label on this simulator's containers; those left by an earlier run with the same owner are removed at start, all of them at exit")
 	verbose := fs.Bool("v", false, "log every fault and stream at debug level")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: marathon-sim [flags]
@@ -67,6 +75,17 @@ Serves a simulated Marathon 1.4 master: /ping, /v2/apps, /v2/tasks,
 injection API under /_sim/ (GET state; POST drop-streams, refuse-streams?on=,
 fail-rest?n=&status=&ping=, drop-events?n=, delay?ms=,
 task/healthy|unhealthy|kill?task=, reset).
+
+With -docker, the tasks of Docker apps (container.type DOCKER with an
+image) run as real containers: image, cmd/args, env (with MARATHON_APP_ID,
+MESOS_TASK_ID...), labels, host volumes, and the Docker parameters net, ip,
+dns, dns-search, dns-opt, hostname, label, env, add-host, cap-add,
+cap-drop, user, workdir, volume, entrypoint. A task runs when its container
+runs and reports the container's address; a container that exits fails
+its task and a replacement starts. Killed tasks' containers are removed.
+This is a test and demo harness on one Docker engine: there is no Mesos,
+no resource accounting, and health checks are simulated, not probed.
+Images must exist locally (no pulls from a registry are attempted).
 
 Flags:
 `)
@@ -96,8 +115,17 @@ Flags:
 		}
 		return d
 	}
+	var dockerMode *marathonsim.Docker
+	if *docker {
+		cli, err := dockerClient()
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		dockerMode = &marathonsim.Docker{Client: cli, Owner: *owner}
+	}
 	sim := marathonsim.New(marathonsim.Options{
-		TaskCIDR: prefix, Host: *host,
+		TaskCIDR: prefix, Host: *host, Docker: dockerMode,
 		StagingDelay: none(*staging), HealthDelay: none(*health), RestartBackoff: none(*backoff),
 		KillDelay: none(*killDelay), HealthCheckInterval: *checkInterval,
 		Heartbeat: none(*heartbeat), SSERetry: *retry, PlanGroups: *planGroups,
@@ -123,7 +151,7 @@ Flags:
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("marathon-sim serving", "addr", ln.Addr().String(), "apps", len(sim.State().Apps))
+	logger.Info("marathon-sim serving", "addr", ln.Addr().String(), "apps", len(sim.State().Apps), "docker", *docker)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -141,4 +169,21 @@ Flags:
 	}
 	<-errc
 	return nil
+}
+
+// dockerClient connects to the local engine and checks that it answers, so
+// that -docker fails at start rather than at the first task.
+func dockerClient() (*client.Client, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("-docker: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("-docker: no Docker engine answers: %w", err)
+	}
+	cli.NegotiateAPIVersion(ctx)
+	return cli, nil
 }

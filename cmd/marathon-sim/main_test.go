@@ -20,7 +20,7 @@ func TestHelpDocumentsFlags(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -h: %v", err)
 	}
-	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "-plan-groups", "-kill-delay", "-health-check-interval", "/_sim/", "127.0.0.1:18080"} {
+	for _, name := range []string{"-listen", "-apps", "-task-cidr", "-staging-delay", "-sse-retry", "-heartbeat", "-user", "-password", "-plan-groups", "-kill-delay", "-health-check-interval", "-docker", "-docker-owner", "not Mesos", "/_sim/", "127.0.0.1:18080"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h output lacks %s:\n%s", name, out.String())
 		}
