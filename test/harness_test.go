@@ -99,8 +99,15 @@ func freePort(t *testing.T) int {
 // client for it.
 func startSim(t *testing.T, args ...string) (string, marathon.Marathon) {
 	t.Helper()
+	_, url, client := startSimProcess(t, args...)
+	return url, client
+}
+
+// startSimProcess is startSim that also returns the simulator's process.
+func startSimProcess(t *testing.T, args ...string) (*process, string, marathon.Marathon) {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, nil, "marathon-sim", append([]string{"-listen", addr}, args...)...)
+	sim := start(t, nil, "marathon-sim", append([]string{"-listen", addr}, args...)...)
 	url := "http://" + addr
 	cfg := marathon.NewDefaultConfig()
 	cfg.URL = url
@@ -118,7 +125,7 @@ func startSim(t *testing.T, args ...string) (string, marathon.Marathon) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return url, client
+	return sim, url, client
 }
 
 // newHTTPClient is the client the tests give go-marathon: timeouts on the

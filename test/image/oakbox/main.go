@@ -7,8 +7,11 @@
 //	                                 /health and /ready answer "ok"
 //	oakbox probe resolve NAME...     one line per name: "NAME ADDR[,ADDR]"
 //	                                 or "NAME error: ..."
-//	oakbox probe get URL...          one line per URL: "URL STATUS BODY"
-//	                                 or "URL error: ..."
+//	oakbox probe get [-connect HOST:PORT] URL...
+//	                                 one line per URL: "URL STATUS BODY" or
+//	                                 "URL error: ..."; -connect sends the
+//	                                 request there, Host still the URL's
+//	                                 (as curl --connect-to: a proxy's view)
 //	oakbox exit CODE                 exits with CODE (a crashing task)
 //
 // Names are resolved with Go's own resolver (the binary is static), which
@@ -80,12 +83,21 @@ func serve(args []string) error {
 // argument. It fails only on a bad command; lookups that fail are lines.
 func probe(out io.Writer, args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: probe resolve NAME | probe get URL (more than one may follow)")
+		return errors.New("usage: probe resolve NAME | probe get [-connect HOST:PORT] URL (more than one may follow)")
 	}
 	resolver := &net.Resolver{PreferGo: true}
+	dialer := &net.Dialer{Resolver: resolver}
+	dial := dialer.DialContext
+	if args[0] == "get" && args[1] == "-connect" && len(args) > 3 {
+		to := args[2]
+		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, to)
+		}
+		args = append([]string{"get"}, args[3:]...)
+	}
 	client := &http.Client{
 		Timeout:   5 * time.Second,
-		Transport: &http.Transport{DialContext: (&net.Dialer{Resolver: resolver}).DialContext, DisableKeepAlives: true},
+		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true},
 	}
 	for _, arg := range args[1:] {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
