@@ -47,6 +47,7 @@ type platform struct {
 	corefile string
 	coredns  *process
 	nginxctl *process
+	dir      string // the test's files
 	// containers caches each app's container id, so that probes need no
 	// Marathon (which the test stops for a while).
 	containers map[string]string
@@ -67,7 +68,8 @@ type appSpec struct {
 // parent's; then change and failure, each checked from inside containers.
 func TestPlatform(t *testing.T) {
 	nginxPath := testutil.RequireTool(t, "nginx")
-	p := startPlatform(t, nginxPath)
+	p := newPlatform(t)
+	p.runProcesses(nginxPath)
 
 	apps := []appSpec{
 		{id: "/integration/app1", names: "app1.example.com", http: true},
@@ -182,18 +184,15 @@ func TestPlatform(t *testing.T) {
 	expectAll("with a hostile app")
 }
 
-// startPlatform brings the platform up on a fresh private network.
-func startPlatform(t *testing.T, nginxPath string) *platform {
+// newPlatform makes a fresh private network with `nginxctl network ensure`
+// and starts bin/marathon-sim -docker; CoreDNS and nginxctl come next, as
+// processes (runProcesses) or as Marathon apps (TestDeployedUnderMarathon).
+func newPlatform(t *testing.T) *platform {
 	cli := dockertest.Require(t)
 	p := &platform{t: t, cli: cli, subnet: dockertest.UnusedSubnet(t, cli), owner: "oak-e2e-" + dockertest.Suffix(), token: "e2e-token",
-		containers: map[string]string{}}
+		containers: map[string]string{}, dir: t.TempDir()}
 	p.gateway = p.at(200)
 	p.img = dockertest.GoImage(t, cli, "github.com/oakdns/oak/test/image/oakbox", "oak-e2e-oakbox")
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(p.token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 
 	// The network, as the seed makes it; removed last, after every container.
 	ensure := exec.Command(filepath.Join(binDir, "nginxctl"), append([]string{"network", "ensure"}, p.poolFlags()...)...)
@@ -206,7 +205,6 @@ func startPlatform(t *testing.T, nginxPath string) *platform {
 	if err != nil {
 		t.Fatalf("nginxctl network ensure: %v\n%s", err, out)
 	}
-
 	t.Cleanup(func() { // runs after the simulator stopped, which removes its containers
 		list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
 			Filters: filters.NewArgs(filters.Arg("label", marathonsim.OwnerLabel+"="+p.owner))})
@@ -215,8 +213,20 @@ func startPlatform(t *testing.T, nginxPath string) *platform {
 		}
 	})
 	p.sim, p.simURL, p.marathon = startSimProcess(t, "-docker", "-docker-owner", p.owner)
+	return p
+}
 
-	p.corefile = filepath.Join(dir, "Corefile")
+// runProcesses starts bin/coredns (the by-client Corefile with an ip_pool
+// line, bound to the gateway) and bin/nginxctl with Nginx on the gateway
+// and the pool.
+func (p *platform) runProcesses(nginxPath string) {
+	t := p.t
+	t.Helper()
+	tokenFile := filepath.Join(p.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(p.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.corefile = filepath.Join(p.dir, "Corefile")
 	corefile := readExample(t, "by-client.Corefile")
 	corefile = regexp.MustCompile(`(?m)^(\s*marathon\b[^{\n]*\{\n)`).ReplaceAllString(corefile, "${1}        ip_pool "+p.subnet.String()+"\n")
 	corefile = regexp.MustCompile(`(?m)^(\S[^\n]*\{\n)`).ReplaceAllString(corefile, "${1}    bind "+p.gateway.String()+"\n")
@@ -226,20 +236,25 @@ func startPlatform(t *testing.T, nginxPath string) *platform {
 	p.startCoreDNS()
 
 	p.apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	args := append([]string{"-marathon", p.simURL, "-nginx", nginxPath, "-nginx-dir", filepath.Join(dir, "nginx"), "-nginx-start",
+	args := append([]string{"-marathon", p.simURL, "-nginx", nginxPath, "-nginx-dir", filepath.Join(p.dir, "nginx"), "-nginx-start",
 		"-http", p.gateway.String() + ":80", "-control", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-listen", p.apiAddr,
 		"-domains", "example.com", "-wait-min", "100ms", "-wait-max", "1s",
-		"-pool-store", filepath.Join(dir, "ipam.db"), "-pool-fresh", "-api-token-file", tokenFile, "-ip_pool", p.subnet.String()},
+		"-pool-store", filepath.Join(p.dir, "ipam.db"), "-pool-fresh", "-api-token-file", tokenFile, "-ip_pool", p.subnet.String()},
 		p.poolFlags()...)
 	p.nginxctl = start(t, nil, "nginxctl", args...)
-	waitFor(t, "nginxctl's API", func() error {
+	p.waitAPI()
+}
+
+// waitAPI waits until nginxctl's API answers /healthz.
+func (p *platform) waitAPI() {
+	p.t.Helper()
+	waitFor(p.t, "nginxctl's API", func() error {
 		resp, err := http.Get("http://" + p.apiAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err
 	})
-	return p
 }
 
 // at is the address of the test subnet ending in last.

@@ -141,6 +141,15 @@ func Suffix() string { return fmt.Sprintf("%06x", rand.IntN(1<<24)) }
 // and removed after the test. It returns the tag.
 func GoImage(t testing.TB, cli *client.Client, pkg, repo string) string {
 	t.Helper()
+	name := filepath.Base(pkg)
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name)
+	return BuildImage(t, cli, repo, map[string][]byte{"Dockerfile": []byte(dockerfile), name: StaticBinary(t, pkg)})
+}
+
+// StaticBinary builds the Go main package pkg (an import path) with
+// CGO_ENABLED=0 and returns the program.
+func StaticBinary(t testing.TB, pkg string) []byte {
+	t.Helper()
 	goTool := testutil.RequireTool(t, "go")
 	bin := filepath.Join(t.TempDir(), "app")
 	cmd := exec.Command(goTool, "build", "-trimpath", "-o", bin, pkg)
@@ -152,24 +161,19 @@ func GoImage(t testing.TB, cli *client.Client, pkg, repo string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := filepath.Base(pkg)
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name)
-	return BuildImage(t, cli, repo, map[string][]byte{"Dockerfile": []byte(dockerfile), name: program})
+	return program
 }
 
-// BuildImage builds an image from a context of files (a Dockerfile among
-// them; files named without a dot are made executable), tagged
-// repo:test-<random> and removed after the test. It returns the tag.
+// BuildImage builds an image from a context of files (paths to contents,
+// a Dockerfile among them; every file executable, as programs, libraries
+// and the dynamic loader need), tagged repo:test-<random> and removed
+// after the test. It returns the tag.
 func BuildImage(t testing.TB, cli *client.Client, repo string, files map[string][]byte) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for name, body := range files {
-		mode := int64(0o644)
-		if !strings.Contains(name, ".") && name != "Dockerfile" {
-			mode = 0o755
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body))}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tw.Write(body); err != nil {
