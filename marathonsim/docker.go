@@ -41,8 +41,11 @@ const (
 // (see runParameters). The task becomes TASK_RUNNING once the container
 // runs and reports the container's address in ipAddresses; when the
 // container exits the task is TASK_FAILED and a replacement is launched,
-// as Marathon does. A killed task's container is removed. Health checks
-// still follow Options.HealthDelay and the fault API, not real probes.
+// as Marathon does. A killed task's container is removed. HTTP(S) and TCP
+// health checks are probed for real (the container's address and port, or
+// the agent's host port on the host network), every check interval or
+// Options.HealthCheckInterval; COMMAND checks pass after
+// Options.HealthDelay, as without Docker.
 type Docker struct {
 	// Client talks to the engine; the caller closes it after the Server.
 	Client *dockerclient.Client
@@ -348,7 +351,7 @@ func (d *dockerRuntime) removeAll() (int, error) {
 // runContainer is runTask in docker mode: it starts t's container, makes
 // t TASK_RUNNING with the container's address, and fails t when the
 // container exits; the container is removed when t ends either way.
-func (s *Server) runContainer(t *task, plan containerPlan, withHealth bool, checks int) {
+func (s *Server) runContainer(t *task, plan containerPlan, spec appSpec) {
 	c, err := s.docker.start(s.ctx, plan)
 	s.mu.Lock()
 	if err != nil {
@@ -378,21 +381,42 @@ func (s *Server) runContainer(t *task, plan containerPlan, withHealth bool, chec
 	s.notifyLocked()
 	s.mu.Unlock()
 
-	var healthDue <-chan time.Time
-	if withHealth {
+	// Health checks that can be probed are; others (COMMAND) pass after
+	// HealthDelay, as without Docker.
+	checks := spec.healthChecks()
+	targets, probed := s.probeTargets(spec, t, checks, c.addr)
+	var healthDue, probeDue <-chan time.Time
+	if len(checks) > 0 && !probed {
 		timer := time.NewTimer(s.opts.HealthDelay)
 		defer timer.Stop()
 		healthDue = timer.C
 	}
+	var probeTimer *time.Timer
+	if probed {
+		probeTimer = time.NewTimer(0)
+		defer probeTimer.Stop()
+		probeDue = probeTimer.C
+	}
+	started := time.Now()
 	for {
 		select {
 		case <-healthDue:
 			healthDue = nil
 			s.mu.Lock()
 			if !t.removed && t.State == stateRunning && len(t.HealthCheckResults) == 0 {
-				s.setHealthLocked(t, true, checks)
+				s.setHealthLocked(t, true, len(checks))
 			}
 			s.mu.Unlock()
+		case <-probeDue:
+			if !s.probeRound(t, checks, targets, started) {
+				probeDue = nil // killed for it: the container goes below
+				continue
+			}
+			period := s.opts.HealthCheckInterval
+			if period <= 0 {
+				period = checks[0].interval
+			}
+			probeTimer.Reset(period)
 		case exit := <-c.exited:
 			s.mu.Lock()
 			if !t.removed && t.State != stateKilling {
@@ -410,6 +434,27 @@ func (s *Server) runContainer(t *task, plan containerPlan, withHealth bool, chec
 			return
 		}
 	}
+}
+
+// probeTargets says where each of checks is probed, and whether they are:
+// all must be probeable, and Options.HealthCheckInterval not negative.
+func (s *Server) probeTargets(spec appSpec, t *task, checks []healthCheck, addr netip.Addr) ([]string, bool) {
+	if len(checks) == 0 || s.opts.HealthCheckInterval < 0 {
+		return nil, false
+	}
+	var targets []string
+	for _, c := range checks {
+		if !c.probeable() {
+			return nil, false
+		}
+		target, err := probeTarget(spec, t, c, addr, s.opts.Host)
+		if err != nil {
+			s.log.Warn("health check not probed", "task", t.ID, "err", err)
+			return nil, false
+		}
+		targets = append(targets, target)
+	}
+	return targets, true
 }
 
 // stopContainerLocked asks t's container, if any, to go. s.mu must be held.

@@ -128,6 +128,7 @@ func TestDockerMode(t *testing.T) {
 	})
 	opts := fast()
 	opts.RestartBackoff = 10 * time.Millisecond
+	opts.HealthCheckInterval = 100 * time.Millisecond
 	opts.Docker = &Docker{Client: cli, Owner: owner}
 	f := start(t, opts)
 	if ids := ownedContainers(t, cli, owner); len(ids) != 0 {
@@ -206,6 +207,42 @@ func TestDockerMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Health checks are probed for real: HTTP on the container's address
+	// passes; a TCP check on a closed port kills the task, and Marathon
+	// starts another.
+	checked := marathon.NewDockerApplication().Name("/env/checked").Count(1)
+	checked.Container.Docker.Container(img).Host().AddParameter("net", netName)
+	path, port := "/health", 8080
+	checked.AddHealthCheck(marathon.HealthCheck{Protocol: "HTTP", Path: &path, Port: &port, GracePeriodSeconds: 30, TimeoutSeconds: 2})
+	if _, err := f.client.CreateApplication(checked); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "/env/checked to pass its check", func() error {
+		a, err := f.client.Application("/env/checked")
+		if err != nil {
+			return err
+		}
+		if a.TasksHealthy != 1 {
+			return fmt.Errorf("%d healthy tasks", a.TasksHealthy)
+		}
+		return nil
+	})
+	sick := `{"id": "/env/sick", "container": {"type": "DOCKER", "docker": {"image": "` + img + `", "network": "HOST",
+		"parameters": [{"key": "net", "value": "` + netName + `"}]}},
+		"healthChecks": [{"protocol": "TCP", "port": 9, "gracePeriodSeconds": 0, "maxConsecutiveFailures": 1, "timeoutSeconds": 1}]}`
+	resp, err := http.Post(f.srv.URL+"/v2/apps", "application/json", strings.NewReader(sick))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v2/apps /env/sick: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	sickTask := runningTask(t, f, "/env/sick", "")
+	runningTask(t, f, "/env/sick", sickTask.id) // its replacement
+	for _, id := range []string{"/env/checked", "/env/sick"} {
+		if _, err := f.client.DeleteApplication(id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Deleting an app removes its container; Close removes the rest.
 	if _, err := f.client.DeleteApplication("/env/dynamic", true); err != nil {
 		t.Fatal(err)
@@ -219,6 +256,34 @@ func TestDockerMode(t *testing.T) {
 	f.sim.Close()
 	if ids := ownedContainers(t, cli, owner); len(ids) != 0 {
 		t.Fatalf("containers left after Close: %v", ids)
+	}
+}
+
+func TestProbeTarget(t *testing.T) {
+	addr := netip.MustParseAddr("10.1.2.3")
+	mapped := appSpec{Container: &containerSpec{Docker: &dockerSpec{PortMappings: []portMapping{{ContainerPort: 80}, {ContainerPort: 8080}}}}}
+	defined := appSpec{PortDefinitions: []portDefinition{{Port: 53}, {Port: 8053}}}
+	tk := &task{Ports: []int{31000, 31001}}
+	tests := []struct {
+		name  string
+		spec  appSpec
+		check healthCheck
+		addr  netip.Addr
+		want  string
+	}{
+		{"fixed port on the container", defined, healthCheck{port: 9000, portIndex: 1}, addr, "10.1.2.3:9000"},
+		{"port mapping's container port", mapped, healthCheck{portIndex: 1}, addr, "10.1.2.3:8080"},
+		{"port definition on the container", defined, healthCheck{portIndex: 1}, addr, "10.1.2.3:8053"},
+		{"host network: the agent's host port", defined, healthCheck{portIndex: 1}, netip.Addr{}, "127.0.0.1:31001"},
+	}
+	for _, tt := range tests {
+		got, err := probeTarget(tt.spec, tk, tt.check, tt.addr, "127.0.0.1")
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %q %v, want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := probeTarget(appSpec{}, tk, healthCheck{portIndex: 2}, netip.Addr{}, "127.0.0.1"); err == nil {
+		t.Error("portIndex past the task's ports: no error")
 	}
 }
 

@@ -44,6 +44,13 @@ type healthCheck struct {
 	definition  json.RawMessage
 	interval    time.Duration
 	maxFailures int // 0: never kill
+	// What docker mode probes (see probe.go).
+	protocol  string
+	path      string
+	port      int // 0: portIndex's
+	portIndex int
+	grace     time.Duration
+	timeout   time.Duration
 }
 
 // healthChecks parses the app's checks, with Marathon's defaults for what
@@ -54,9 +61,23 @@ func (s appSpec) healthChecks() []healthCheck {
 		var hc struct {
 			IntervalSeconds        *float64 `json:"intervalSeconds"`
 			MaxConsecutiveFailures *int     `json:"maxConsecutiveFailures"`
+			Protocol               string   `json:"protocol"`
+			Path                   string   `json:"path"`
+			Port                   int      `json:"port"`
+			PortIndex              int      `json:"portIndex"`
+			GracePeriodSeconds     *float64 `json:"gracePeriodSeconds"`
+			TimeoutSeconds         *float64 `json:"timeoutSeconds"`
 		}
 		_ = json.Unmarshal(def, &hc)
-		c := healthCheck{definition: def, interval: time.Minute, maxFailures: 3}
+		c := healthCheck{definition: def, interval: time.Minute, maxFailures: 3,
+			protocol: hc.Protocol, path: hc.Path, port: hc.Port, portIndex: hc.PortIndex,
+			grace: 300 * time.Second, timeout: 20 * time.Second}
+		if hc.GracePeriodSeconds != nil && *hc.GracePeriodSeconds >= 0 {
+			c.grace = time.Duration(*hc.GracePeriodSeconds * float64(time.Second))
+		}
+		if hc.TimeoutSeconds != nil && *hc.TimeoutSeconds > 0 {
+			c.timeout = time.Duration(*hc.TimeoutSeconds * float64(time.Second))
+		}
 		if hc.IntervalSeconds != nil && *hc.IntervalSeconds > 0 {
 			c.interval = time.Duration(*hc.IntervalSeconds * float64(time.Second))
 		}

@@ -41,6 +41,7 @@ func (s *Server) launchLocked(a *app) *task {
 		return t
 	}
 	plan, err := planContainer(a, t, s.docker.owner, s.opts.Host)
+	spec := a.spec
 	s.goLocked(func() {
 		if err != nil {
 			s.mu.Lock()
@@ -50,7 +51,7 @@ func (s *Server) launchLocked(a *app) *task {
 			}
 			return
 		}
-		s.runContainer(t, plan, withHealth, checks)
+		s.runContainer(t, plan, spec)
 	})
 	return t
 }

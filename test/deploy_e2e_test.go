@@ -50,8 +50,11 @@ func TestDeployedUnderMarathon(t *testing.T) {
 	dns["instances"] = 1
 	env := dns["env"].(map[string]any)
 	env["MARATHON_URL"], env["OAK_DNS_BIND"], env["OAK_IP_POOL"] = p.simURL, p.gateway.String(), p.subnet.String()
-	env["OAK_HEALTH_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	env["OAK_READY_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	healthPort, readyPort := freePort(t), freePort(t)
+	env["OAK_HEALTH_ADDR"] = fmt.Sprintf("127.0.0.1:%d", healthPort)
+	env["OAK_READY_ADDR"] = fmt.Sprintf("127.0.0.1:%d", readyPort)
+	setPort(t, dns, "health", healthPort)
+	setPort(t, dns, "ready", readyPort)
 
 	state := filepath.Join(p.dir, "nginxctl-state")
 	if err := os.MkdirAll(state, 0o755); err != nil {
@@ -64,7 +67,9 @@ func TestDeployedUnderMarathon(t *testing.T) {
 	c := ctl["container"].(map[string]any)
 	c["docker"].(map[string]any)["image"] = nginxctlImage
 	c["volumes"].([]any)[0].(map[string]any)["hostPath"] = state
-	p.apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	apiPort := freePort(t)
+	p.apiAddr = fmt.Sprintf("127.0.0.1:%d", apiPort)
+	setPort(t, ctl, "api", apiPort)
 	args := ctl["args"].([]any)
 	for _, kv := range [][2]string{
 		{"-marathon", p.simURL}, {"-http", p.gateway.String() + ":80"}, {"-listen", p.apiAddr},
@@ -83,6 +88,8 @@ func TestDeployedUnderMarathon(t *testing.T) {
 	p.postApp(dns)
 	p.postApp(ctl)
 	p.waitAPI()
+	p.expectHealthy("/oak/coredns")  // its /health, probed by the simulator
+	p.expectHealthy("/oak/nginxctl") // its /healthz
 
 	apps := []appSpec{
 		{id: "/integration/app1", names: "app1.example.com", http: true},
@@ -115,6 +122,7 @@ func TestDeployedUnderMarathon(t *testing.T) {
 			}
 			return nil
 		})
+		p.expectHealthy(app)
 		if app == "/oak/nginxctl" {
 			p.waitAPI()
 		}
@@ -161,6 +169,33 @@ func setFlag(t *testing.T, args []any, name, value string) []any {
 	}
 	t.Fatalf("the definition's args have no %s: %v", name, args)
 	return nil
+}
+
+// setPort sets the port of the definition's portDefinitions entry name.
+func setPort(t *testing.T, def map[string]any, name string, port int) {
+	t.Helper()
+	for _, d := range def["portDefinitions"].([]any) {
+		if d := d.(map[string]any); d["name"] == name {
+			d["port"] = port
+			return
+		}
+	}
+	t.Fatalf("%v has no port named %s", def["id"], name)
+}
+
+// expectHealthy waits until app's task passes its health checks.
+func (p *platform) expectHealthy(app string) {
+	p.t.Helper()
+	waitFor(p.t, app+" healthy", func() error {
+		a, err := p.marathon.Application(app)
+		if err != nil {
+			return err
+		}
+		if a.TasksHealthy != 1 {
+			return fmt.Errorf("%d healthy tasks of %d", a.TasksHealthy, a.TasksRunning)
+		}
+		return nil
+	})
 }
 
 // postApp posts an app definition to Marathon's POST /v2/apps.

@@ -212,7 +212,7 @@ func newPlatform(t *testing.T) *platform {
 			t.Errorf("containers left by the simulator: %d %v", len(list), err)
 		}
 	})
-	p.sim, p.simURL, p.marathon = startSimProcess(t, "-docker", "-docker-owner", p.owner)
+	p.sim, p.simURL, p.marathon = startSimProcess(t, "-docker", "-docker-owner", p.owner, "-health-check-interval", "500ms")
 	return p
 }
 

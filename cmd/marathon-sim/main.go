@@ -83,9 +83,10 @@ dns, dns-search, dns-opt, hostname, label, env, add-host, cap-add,
 cap-drop, user, workdir, volume, entrypoint. A task runs when its container
 runs and reports the container's address; a container that exits fails
 its task and a replacement starts. Killed tasks' containers are removed.
-This is a test and demo harness on one Docker engine: there is no Mesos,
-no resource accounting, and health checks are simulated, not probed.
-Images must exist locally (no pulls from a registry are attempted).
+HTTP(S) and TCP health checks are probed for real; COMMAND checks are
+simulated. This is a test and demo harness on one Docker engine: there is
+no Mesos, no resource accounting, constraints are not enforced, and images
+must exist locally (no pulls from a registry are attempted).
 
 Flags:
 `)
