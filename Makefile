@@ -18,7 +18,7 @@ FUZZ_TARGETS := \
 	./ipam:FuzzDecodeAppDefinition \
 	./ipam:FuzzReadSpec
 
-.PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx bench-ipam
+.PHONY: build test unit fuzz lint demo demo-docker bench bench-go bench-dns bench-nginx bench-ipam
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -46,6 +46,13 @@ lint:
 ## marathon plugin, real queries from each env, then the fallback. Ctrl-C stops.
 demo: build
 	$(BIN)/oak-demo -bin $(BIN)
+
+## demo-docker: the platform with real containers (needs a Docker engine and
+## nginx): apps deployed through nginxctl run under marathon-sim -docker on a
+## private test network; each line is what a container saw, through DNS
+## and Nginx, as envs change and parts fail. Everything made is removed.
+demo-docker:
+	$(GO) test -count=1 -v -run '^TestPlatform$$' ./test/
 
 ## bench: every figure in BENCHMARKS.md: Go benchmarks, bench-ipam, bench-dns, bench-nginx.
 bench: bench-go bench-ipam bench-dns bench-nginx

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -59,6 +60,7 @@ type platform struct {
 type appSpec struct {
 	id, env, names string
 	http           bool
+	labels         map[string]string // more labels
 }
 
 // TestPlatform is issue 12's end to end: apps deployed through nginxctl's
@@ -164,16 +166,12 @@ func TestPlatform(t *testing.T) {
 	p.thawMarathon()
 	p.simAdmin("refuse-streams", map[string]any{"on": false})
 
-	// A hostile label on a new app: rejected, the rest served.
-	hostile := marathon.NewDockerApplication().Name("/feature-pay/evil").Count(1)
-	hostile.Container.Docker.Container(p.img).Bridged().AddParameter("net", p.networkName()).AddParameter("dns", p.gateway.String())
-	hostile.AddLabel("OAK_ENV", "feature-pay")
-	hostile.AddLabel("OAK_NAMES", "redis1.db.example.com")
-	hostile.AddLabel("OAK_HTTP", "app1.example.com:8080;} server { listen 80; location / { return 200 pwned; }")
-	waitFor(t, "Marathon to take /feature-pay/evil", func() error { // go-marathon holds a master down for a while
-		_, err := p.marathon.CreateApplication(hostile)
-		return err
-	})
+	// A hostile label on a new app, deployed as any other: its pool address
+	// makes it a candidate for its names, but the app is rejected, so
+	// feature-pay's redis1 stays integration's; the rest is served.
+	evil := p.deploy(appSpec{id: "/feature-pay/evil", env: "feature-pay", names: "redis1.db.example.com",
+		labels: map[string]string{"OAK_HTTP": "app1.example.com:8080;} server { listen 80; location / { return 200 pwned; }"}})
+	p.expectContainerAt("/feature-pay/evil", evil) // running: only the label keeps it out
 	waitFor(t, "nginxctl to reject /feature-pay/evil", func() error {
 		body := p.get("/v1/rejections")
 		if !strings.Contains(body, "/feature-pay/evil") {
@@ -295,6 +293,7 @@ func (p *platform) deploy(a appSpec) string {
 	if a.http {
 		labels["OAK_HTTP"] = "app1.example.com:8080"
 	}
+	maps.Copy(labels, a.labels)
 	def := map[string]any{
 		"id": a.id, "cpus": 0.1, "mem": 32, "env": map[string]string{"NAME": a.id}, "labels": labels,
 		"container": map[string]any{"type": "DOCKER", "docker": map[string]any{
