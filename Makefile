@@ -16,7 +16,8 @@ FUZZ_TARGETS := \
 	./ipam:FuzzParseAppID \
 	./ipam:FuzzDecodeAllocationRequest \
 	./ipam:FuzzDecodeAppDefinition \
-	./ipam:FuzzReadSpec
+	./ipam:FuzzReadSpec \
+	./marathonsim:FuzzPlanContainer
 
 .PHONY: build test unit fuzz lint demo demo-docker bench bench-go bench-dns bench-nginx bench-ipam
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"sort"
@@ -95,32 +96,15 @@ func planContainer(a *app, t *task, owner, host string) (containerPlan, error) {
 			env[k] = s
 		}
 	}
-	labels := map[string]string{}
+	labels, labelEnv := map[string]string{}, map[string]string{}
 	var labelKeys []string
 	for k, v := range spec.Labels {
 		labels[k] = v
 		if envName.MatchString(k) && len(v) <= 512 {
-			env["MARATHON_APP_LABEL_"+strings.ToUpper(k)] = v
+			labelEnv["MARATHON_APP_LABEL_"+strings.ToUpper(k)] = v
 			labelKeys = append(labelKeys, strings.ToUpper(k))
 		}
 	}
-	sort.Strings(labelKeys)
-	env["MARATHON_APP_LABELS"] = strings.Join(labelKeys, " ")
-	env["MARATHON_APP_ID"] = a.id
-	env["MARATHON_APP_VERSION"] = t.Version
-	env["MARATHON_APP_DOCKER_IMAGE"] = docker.Image
-	env["MESOS_TASK_ID"] = t.ID
-	env["HOST"] = host
-	var portNames []string
-	for i, p := range t.Ports {
-		env["PORT"+strconv.Itoa(i)] = strconv.Itoa(p)
-		portNames = append(portNames, strconv.Itoa(p))
-	}
-	if len(t.Ports) > 0 {
-		env["PORT"] = env["PORT0"]
-		env["PORTS"] = strings.Join(portNames, ",")
-	}
-
 	cfg := &container.Config{Image: docker.Image, Labels: labels}
 	hc := &container.HostConfig{Privileged: docker.Privileged}
 	switch strings.ToUpper(docker.Network) {
@@ -171,6 +155,26 @@ func planContainer(a *app, t *task, owner, host string) (containerPlan, error) {
 		}
 		cfg.ExposedPorts, hc.PortBindings = published, bindings
 	}
+	// What Marathon and Mesos set last, so that neither the app's env nor
+	// its parameters pass it for another app or task.
+	maps.Copy(env, labelEnv)
+	sort.Strings(labelKeys)
+	env["MARATHON_APP_LABELS"] = strings.Join(labelKeys, " ")
+	env["MARATHON_APP_ID"] = a.id
+	env["MARATHON_APP_VERSION"] = t.Version
+	env["MARATHON_APP_DOCKER_IMAGE"] = docker.Image
+	env["MESOS_TASK_ID"] = t.ID
+	env["HOST"] = host
+	var portNames []string
+	for i, p := range t.Ports {
+		env["PORT"+strconv.Itoa(i)] = strconv.Itoa(p)
+		portNames = append(portNames, strconv.Itoa(p))
+	}
+	if len(t.Ports) > 0 {
+		env["PORT"] = env["PORT0"]
+		env["PORTS"] = strings.Join(portNames, ",")
+	}
+
 	for k, v := range env {
 		cfg.Env = append(cfg.Env, k+"="+v)
 	}
