@@ -152,6 +152,7 @@ func TestPlatform(t *testing.T) {
 
 	// Marathon goes away: its streams end, then it stops (and answers
 	// nothing). DNS and Nginx keep serving the last view.
+	p.waitStreams(2) // CoreDNS's and nginxctl's, back from the cut above
 	downs := strings.Count(p.nginxctl.output(), "event stream down")
 	p.simAdmin("refuse-streams", map[string]any{"on": true})
 	p.simAdmin("drop-streams", nil)
@@ -313,8 +314,14 @@ func (p *platform) deploy(a appSpec) string {
 	var out struct {
 		Address string `json:"address"`
 	}
-	if resp.StatusCode/100 != 2 || json.Unmarshal(raw, &out) != nil || !p.subnet.Contains(netip.MustParseAddr(out.Address)) {
+	if resp.StatusCode/100 != 2 || json.Unmarshal(raw, &out) != nil {
 		p.t.Fatalf("POST /v1/apps %s: %s %s", a.id, resp.Status, raw)
+	}
+	// A pool address: in the subnet, outside Docker's own range, neither
+	// the gateway nor the aux address.
+	if got, err := netip.ParseAddr(out.Address); err != nil || !p.subnet.Contains(got) ||
+		netip.PrefixFrom(p.at(224), 27).Contains(got) || got == p.gateway || got == p.at(1) {
+		p.t.Fatalf("POST /v1/apps %s: address %q is not one the pool may give", a.id, out.Address)
 	}
 	return out.Address
 }
@@ -353,6 +360,9 @@ func (p *platform) expectContainerAt(app, addr string) {
 	ep := info.NetworkSettings.Networks[p.networkName()]
 	if ep == nil || ep.IPAddress != addr || len(info.NetworkSettings.Networks) != 1 {
 		p.t.Fatalf("%s's container networks %+v, want only %s on %s", app, info.NetworkSettings.Networks, addr, p.networkName())
+	}
+	if !slices.Equal(info.HostConfig.DNS, []string{p.gateway.String()}) {
+		p.t.Fatalf("%s's container has --dns %v, want oak's CoreDNS at %s", app, info.HostConfig.DNS, p.gateway)
 	}
 	a, err := p.marathon.Application(app)
 	if err != nil || len(a.Tasks) != 1 || len(a.Tasks[0].IPAddresses) != 1 || a.Tasks[0].IPAddresses[0].IPAddress != addr {
@@ -430,6 +440,26 @@ func (p *platform) get(path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// waitStreams waits until n clients follow Marathon's event stream.
+func (p *platform) waitStreams(n int) {
+	p.t.Helper()
+	waitFor(p.t, fmt.Sprintf("%d event streams", n), func() error {
+		resp, err := http.Get(p.simURL + "/_sim/state")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var state struct{ Streams int }
+		if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+			return err
+		}
+		if state.Streams != n {
+			return fmt.Errorf("%d streams", state.Streams)
+		}
+		return nil
+	})
 }
 
 func (p *platform) simAdmin(op string, body map[string]any) {
