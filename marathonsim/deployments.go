@@ -238,6 +238,32 @@ func (s *Server) converge(d *deployment, appID string) bool {
 				old = append(old, t)
 			}
 		}
+		if minHealthy, maxCapacity := a.spec.upgradeBounds(); maxCapacity < 2*want {
+			// No room for a whole new version beside the old one: Marathon
+			// kills old tasks first, as far as minHealthy allows, and starts
+			// new ones within maxCapacity, counting those being killed.
+			ready, killing := 0, 0
+			for _, t := range current {
+				if t.ready(a.spec.hasHealthChecks()) {
+					ready++
+				}
+			}
+			for len(old) > 0 && len(current) < want && ready+len(old)-1 >= minHealthy {
+				dying = s.stopTaskLocked(old[0]) || dying
+				old = old[1:]
+			}
+			for _, t := range s.tasks[a.id] {
+				if t.State == stateKilling {
+					killing++
+				}
+			}
+			for len(current) < want && len(current)+len(old)+killing < maxCapacity {
+				current = append(current, s.launchLocked(a))
+			}
+			if len(current) < want {
+				return false // a change (a task killed, one ready) moves it on
+			}
+		}
 		for len(current) < want {
 			current = append(current, s.launchLocked(a))
 		}

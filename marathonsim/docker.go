@@ -42,7 +42,9 @@ const (
 // (see runParameters). The task becomes TASK_RUNNING once the container
 // runs and reports the container's address in ipAddresses; when the
 // container exits the task is TASK_FAILED and a replacement is launched,
-// as Marathon does. A killed task's container is removed. HTTP(S) and TCP
+// as Marathon does. A killed task stays TASK_KILLING until its container
+// is removed, then is TASK_KILLED (Options.KillDelay does not apply), so
+// that a replacement on the same fixed address never meets it. HTTP(S) and TCP
 // health checks are probed for real (the container's address and port, or
 // the agent's host port on the host network), every check interval or
 // Options.HealthCheckInterval; COMMAND checks pass after
@@ -359,16 +361,18 @@ func (s *Server) runContainer(t *task, plan containerPlan, spec appSpec) {
 	c, err := s.docker.start(s.ctx, plan)
 	s.mu.Lock()
 	if err != nil {
-		if !t.removed && t.State == stateStaging {
-			s.log.Info("task failed to start", "task", t.ID, "err", err)
-			s.failLocked(t, err.Error())
-		}
+		s.notStartedLocked(t, err)
 		s.mu.Unlock()
 		return
 	}
 	defer func() {
 		if err := s.docker.remove(c.id); err != nil {
 			s.log.Warn("removing container", "task", t.ID, "container", c.id, "err", err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !t.removed && t.State == stateKilling {
+			s.killLocked(t, stateKilled, "")
 		}
 	}()
 	if t.removed || t.State != stateStaging {
@@ -437,6 +441,20 @@ func (s *Server) runContainer(t *task, plan containerPlan, spec appSpec) {
 		case <-s.ctx.Done():
 			return
 		}
+	}
+}
+
+// notStartedLocked ends t, whose container could not start: TASK_FAILED
+// with Docker's reason, or TASK_KILLED when it was killed meanwhile.
+// s.mu must be held.
+func (s *Server) notStartedLocked(t *task, err error) {
+	switch {
+	case t.removed:
+	case t.State == stateKilling:
+		s.killLocked(t, stateKilled, "")
+	default:
+		s.log.Info("task failed to start", "task", t.ID, "err", err)
+		s.failLocked(t, err.Error())
 	}
 }
 

@@ -174,6 +174,23 @@ func TestDockerMode(t *testing.T) {
 	}
 	expectBody(t, "http://"+fixed.String()+":8080/", "web of env")
 
+	// An upgrade that kills before it starts (as nginxctl's deploy API
+	// asks of fixed addresses): the new task gets the address once the old
+	// container is gone, with no failure on the way.
+	zero := 0.0
+	upgrade := marathon.NewDockerApplication().Name("/env/web").Count(1)
+	upgrade.Container.Docker.Container(img).Host().AddParameter("net", netName).AddParameter("ip", fixed.String())
+	upgrade.AddEnv("NAME", "web of env, v2")
+	upgrade.SetUpgradeStrategy(marathon.UpgradeStrategy{MinimumHealthCapacity: &zero, MaximumOverCapacity: &zero})
+	if _, err := f.client.UpdateApplication(upgrade, false); err != nil {
+		t.Fatal(err)
+	}
+	runningTask(t, f, "/env/web", second.id)
+	expectBody(t, "http://"+fixed.String()+":8080/", "web of env, v2")
+	if app, err = f.client.Application("/env/web"); err != nil || app.LastTaskFailure == nil || app.LastTaskFailure.TaskID != first.id {
+		t.Errorf("a task failed during the upgrade: %+v %v", app.LastTaskFailure, err)
+	}
+
 	// No ip parameter: the task reports the address Docker chose.
 	dyn := marathon.NewDockerApplication().Name("/env/dynamic").Count(1)
 	dyn.Container.Docker.Container(img).Host().AddParameter("net", netName)
@@ -310,7 +327,11 @@ func runningTask(t *testing.T, f *fixture, app, not string) taskView {
 				return nil
 			}
 		}
-		return fmt.Errorf("tasks %+v", a.Tasks)
+		var states []string
+		for _, tk := range a.Tasks {
+			states = append(states, tk.ID+" "+tk.State)
+		}
+		return fmt.Errorf("tasks %v, last failure %+v", states, a.LastTaskFailure)
 	})
 	return got
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -39,6 +40,11 @@ type appSpec struct {
 	Ports           []int             `json:"ports"`
 	HealthChecks    []json.RawMessage `json:"healthChecks"`
 	RequirePorts    bool              `json:"requirePorts"`
+
+	UpgradeStrategy *struct {
+		MinimumHealthCapacity *float64 `json:"minimumHealthCapacity"`
+		MaximumOverCapacity   *float64 `json:"maximumOverCapacity"`
+	} `json:"upgradeStrategy"`
 
 	// What a container needs in docker mode (see docker.go).
 	Cmd       *string                    `json:"cmd"`
@@ -92,6 +98,23 @@ func (s appSpec) instances() int {
 }
 
 func (s appSpec) hasHealthChecks() bool { return len(s.HealthChecks) > 0 }
+
+// upgradeBounds are Marathon's bounds on a replacement: at least
+// minHealthy tasks ready, at most maxCapacity tasks at once (those being
+// killed included, which keeps a fixed address free for the new task).
+func (s appSpec) upgradeBounds() (minHealthy, maxCapacity int) {
+	minHC, maxOC := 1.0, 1.0
+	if u := s.UpgradeStrategy; u != nil {
+		if u.MinimumHealthCapacity != nil {
+			minHC = *u.MinimumHealthCapacity
+		}
+		if u.MaximumOverCapacity != nil {
+			maxOC = *u.MaximumOverCapacity
+		}
+	}
+	n := float64(s.instances())
+	return int(math.Ceil(n * minHC)), int(math.Floor(n * (1 + maxOC)))
+}
 
 // fixedIP is the value of the Docker parameter "ip" (docker run --ip), if any.
 func (s appSpec) fixedIP() string {

@@ -46,9 +46,7 @@ func (s *Server) launchLocked(a *app) *task {
 		if err != nil {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if !t.removed && t.State == stateStaging {
-				s.failLocked(t, err.Error())
-			}
+			s.notStartedLocked(t, err)
 			return
 		}
 		s.runContainer(t, plan, spec)
@@ -99,6 +97,12 @@ func (s *Server) stopTaskLocked(t *task) bool {
 	stopContainerLocked(t)
 	s.emitLocked("status_update_event", statusUpdate(t, ""))
 	s.emitLocked("instance_changed_event", instanceChanged(t, "Killing"))
+	if t.stop != nil {
+		// Docker mode: TASK_KILLED once the container is gone, as Mesos
+		// reports it, so that a replacement never meets it on its address.
+		s.notifyLocked()
+		return true
+	}
 	if s.opts.KillDelay == 0 {
 		s.killLocked(t, stateKilled, "")
 		return false
