@@ -61,6 +61,7 @@ type appSpec struct {
 	id, env, names string
 	http           bool
 	labels         map[string]string // more labels
+	name           string            // what its server answers; default the app id
 }
 
 // TestPlatform is issue 12's end to end: apps deployed through nginxctl's
@@ -130,6 +131,17 @@ func TestPlatform(t *testing.T) {
 	}
 	views["/feature-login/app1"]["redis1.db.example.com"] = addr["/integration/redis1"]
 	p.expectResolve("after the delete", "/feature-login/app1", "redis1.db.example.com", addr["/integration/redis1"], addr["/feature-login/redis1"])
+
+	// A new version of an app, deployed again: the same address, a new
+	// container (the old one gone first), and its clients reach it.
+	v2 := apps[3]
+	v2.name = "/feature-login/app1 v2"
+	if got := p.deploy(v2); got != addr[v2.id] {
+		t.Fatalf("%s deployed again got %s, not its own %s", v2.id, got, addr[v2.id])
+	}
+	backends["/feature-login/app1"] = v2.name
+	p.expectHTTP("after a new version", "/feature-login/app1", v2.name)
+	p.expectContainerAt(v2.id, addr[v2.id])
 
 	// CoreDNS dies and starts again: the same answers after its first sync,
 	// and no wrong one before (SERVFAIL until then).
@@ -295,8 +307,12 @@ func (p *platform) deploy(a appSpec) string {
 		labels["OAK_HTTP"] = "app1.example.com:8080"
 	}
 	maps.Copy(labels, a.labels)
+	name := a.name
+	if name == "" {
+		name = a.id
+	}
 	def := map[string]any{
-		"id": a.id, "cpus": 0.1, "mem": 32, "env": map[string]string{"NAME": a.id}, "labels": labels,
+		"id": a.id, "cpus": 0.1, "mem": 32, "env": map[string]string{"NAME": name}, "labels": labels,
 		"container": map[string]any{"type": "DOCKER", "docker": map[string]any{
 			"image": p.img, "network": "BRIDGE",
 			"parameters": []map[string]string{{"key": "dns", "value": p.gateway.String()}},
