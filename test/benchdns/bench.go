@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 	}
 	corefiles := map[string]string{
 		"hosts": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    hosts %s\n}\n", zone, pprofLine(pprofAddrs["hosts"]), files["hosts"]),
-		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n    }\n}\n",
+		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n        ip_allow loopback\n    }\n}\n",
 			zone, pprofLine(pprofAddrs["marathon"]), simURL, defaultEnv, defaultEnv),
 	}
 	servers := map[string]*server{}
