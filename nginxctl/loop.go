@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,12 +84,13 @@ type state struct {
 	model      Model
 	snapshot   *catalog.Snapshot // the catalog's view model was built from; nil before the first
 	rejected   []Rejection
-	generation string    // last generation verified live
-	appliedAt  time.Time // when it was verified
-	applyErr   error     // the last apply's error; nil after a success
-	note       string    // why the last sync applied nothing, if it did not
-	syncedAt   time.Time // when the last sync with a view ran
-	result     string    // its result: a reload result label, "invalid" or "kept"
+	generation string              // last generation verified live
+	appliedAt  time.Time           // when it was verified
+	applyErr   error               // the last apply's error; nil after a success
+	note       string              // why the last sync applied nothing, if it did not
+	syncedAt   time.Time           // when the last sync with a view ran
+	result     string              // its result: a reload result label, "invalid" or "kept"
+	index      func() *statusIndex // the status page's lists of snapshot, built once on first use
 }
 
 // New returns a Controller that does nothing until Run.
@@ -179,7 +181,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	rejected = slices.Concat(view.Rejected, rejected)
 	c.metrics.setRejected(rejected)
 	next := &state{model: model, snapshot: view.Snapshot, rejected: rejected, generation: prev.generation, appliedAt: prev.appliedAt,
-		syncedAt: time.Now(), result: "invalid"}
+		syncedAt: time.Now(), result: "invalid", index: sync.OnceValue(func() *statusIndex { return newStatusIndex(view.Snapshot) })}
 	if err != nil {
 		next.applyErr = err
 		c.state.Store(next)

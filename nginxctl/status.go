@@ -30,7 +30,8 @@ type PoolStats interface {
 const (
 	statusRowsPerPage = 50  // matrix rows (names and vhosts)
 	statusEnvsPerPage = 10  // matrix columns, and env sections
-	statusListMax     = 100 // rejections, conflicts, apps and clients per env
+	statusListMax     = 100 // rejections and conflicts
+	statusEnvListMax  = 20  // apps, client addresses and conflicts in an env's section
 	statusBackendsMax = 8   // backends in a cell's tooltip
 	statusQueryMax    = 253 // bytes of a text filter or a name
 	statusPatternsMax = 16  // env patterns in one filter
@@ -188,16 +189,16 @@ type statusCell struct {
 
 // envStatus is one env's section: its chain, apps and clients.
 type envStatus struct {
-	Env         string
-	Chain       []string
-	Own, Held   int      // names and vhosts it serves itself, and holds
-	Apps        []string // its apps that serve or classify clients
-	AppsMore    int
-	Clients     []catalog.ClientClaim // addresses its apps place in it
-	ClientsMore int
-	CIDRs       []catalog.CIDRRule
-	Default     bool                  // every other client falls to it
-	Conflicts   []catalog.ClientClaim // default env: addresses in conflict
+	Env           string
+	Chain         []string
+	Apps          []string // its apps with a running task
+	AppsMore      int
+	Clients       []catalog.ClientClaim // addresses its apps place in it
+	ClientsMore   int
+	CIDRs         []catalog.CIDRRule
+	Default       bool                  // every other client falls to it
+	Conflicts     []catalog.ClientClaim // default env: addresses in conflict
+	ConflictsMore int
 }
 
 // nameDetail is the detail view of one name: every env's answer in full.
@@ -286,16 +287,15 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 	page.Rejected, page.RejectedMore = capped(s.Rejected(), statusListMax)
 	page.Conflicts, page.ConflictsMore = capped(s.Conflicts(), statusListMax)
 
-	names, hosts := s.Names(), s.VHosts()
-	clients := s.Clients()
+	index := st.index()
 	var envs []string
-	for _, env := range envsOf(s, clients) {
+	for _, env := range index.envs {
 		if q.matches(env) {
 			envs = append(envs, env)
 		}
 	}
 	if q.Name != "" {
-		page.Detail = c.detail(s, q.Name, envs, names, hosts)
+		page.Detail = c.detail(s, index, q.Name, envs)
 		return page
 	}
 	page.EnvsTotal = len(envs)
@@ -303,7 +303,15 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 	cols, page.ColPages = pager(len(envs), statusEnvsPerPage, q.Cols, func(p int) string { return q.link(q.Page, p, "") })
 	page.Envs = pageOf(envs, cols, statusEnvsPerPage)
 
-	rows := rowsOf(names, hosts, q.Text)
+	rows := index.rows
+	if q.Text != "" {
+		rows = nil
+		for _, row := range index.rows {
+			if strings.Contains(row.Name, q.Text) {
+				rows = append(rows, row)
+			}
+		}
+	}
 	page.RowsTotal = len(rows)
 	var rowPage int
 	rowPage, page.RowPages = pager(len(rows), statusRowsPerPage, q.Page, func(p int) string { return q.link(p, cols, "") })
@@ -318,43 +326,54 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 		page.Rows = append(page.Rows, row)
 	}
 	for _, env := range page.Envs {
-		page.EnvInfo = append(page.EnvInfo, envStatusOf(s, env, names, hosts, clients))
+		page.EnvInfo = append(page.EnvInfo, envStatusOf(s.Policy(), env, index))
 	}
 	return page
 }
 
-// envsOf returns every env a client can be in or an app runs in, the
-// default env first.
-func envsOf(s *catalog.Snapshot, clients []catalog.ClientClaim) []string {
+// statusIndex is what every page of one snapshot starts from. It is built
+// on the first request after a sync: listing a large cluster's names and
+// client addresses costs more than laying out a page.
+type statusIndex struct {
+	rows         []statusRow // every name and vhost, sorted by name, without cells
+	names, hosts []string    // sorted
+	envs         []string    // every env a client can be in or an app runs in, the default env first
+	byApp        map[string][]catalog.ClientClaim
+	conflicts    []catalog.ClientClaim
+}
+
+// newStatusIndex lists what the pages of s lay out; nil s gives nil.
+func newStatusIndex(s *catalog.Snapshot) *statusIndex {
+	if s == nil {
+		return nil
+	}
+	x := &statusIndex{names: s.Names(), hosts: s.VHosts(), byApp: map[string][]catalog.ClientClaim{}}
+	x.rows = make([]statusRow, 0, len(x.names)+len(x.hosts))
+	for _, n := range x.names {
+		x.rows = append(x.rows, statusRow{Name: n})
+	}
+	for _, h := range x.hosts {
+		x.rows = append(x.rows, statusRow{Name: h, HTTP: true})
+	}
+	slices.SortStableFunc(x.rows, func(a, b statusRow) int { return strings.Compare(a.Name, b.Name) })
+
 	def := s.Policy().DefaultEnv()
 	envs := s.Envs()
 	for _, r := range s.Policy().CIDRRules() {
 		envs = append(envs, r.Env)
 	}
-	for _, c := range clients {
+	for _, c := range s.Clients() {
+		if c.How == catalog.ByConflict {
+			x.conflicts = append(x.conflicts, c)
+			continue
+		}
+		x.byApp[c.Env] = append(x.byApp[c.Env], c)
 		envs = append(envs, c.Env)
 	}
 	envs = slices.DeleteFunc(envs, func(e string) bool { return e == def })
 	slices.Sort(envs)
-	return append([]string{def}, slices.Compact(envs)...)
-}
-
-// rowsOf merges the sorted names and hosts into the matrix's rows, keeping
-// those that contain text.
-func rowsOf(names, hosts []string, text string) []statusRow {
-	rows := make([]statusRow, 0, len(names)+len(hosts))
-	for _, n := range names {
-		if strings.Contains(n, text) {
-			rows = append(rows, statusRow{Name: n})
-		}
-	}
-	for _, h := range hosts {
-		if strings.Contains(h, text) {
-			rows = append(rows, statusRow{Name: h, HTTP: true})
-		}
-	}
-	slices.SortStableFunc(rows, func(a, b statusRow) int { return strings.Compare(a.Name, b.Name) })
-	return rows
+	x.envs = append([]string{def}, slices.Compact(envs)...)
+	return x
 }
 
 // resolve asks the catalog about a DNS name or a vhost.
@@ -414,61 +433,33 @@ func serviceBackends(s *catalog.Service) ([]string, int) {
 	return out, n - len(out)
 }
 
-// envStatusOf gathers env's section: what its own apps serve and hold, and
-// who its clients are.
-func envStatusOf(s *catalog.Snapshot, env string, names, hosts []string, clients []catalog.ClientClaim) envStatus {
-	policy := s.Policy()
+// envStatusOf gathers env's section from the catalog's client claims:
+// its apps are those whose running tasks' addresses place clients in it.
+func envStatusOf(policy *catalog.Policy, env string, index *statusIndex) envStatus {
 	out := envStatus{Env: env, Chain: policy.Chain(env), Default: env == policy.DefaultEnv()}
-	apps := map[string]bool{}
-	count := func(a catalog.Answer) {
-		switch {
-		case a.Kind == catalog.Served && a.Env == env:
-			out.Own++
-			for _, id := range a.Service.Apps {
-				apps[id] = true
-			}
-		case a.Kind == catalog.Held && a.Env == env:
-			out.Held++
-		}
-	}
-	for _, n := range names {
-		count(s.Resolve(env, n))
-	}
-	for _, h := range hosts {
-		count(s.ResolveVHost(env, h))
-	}
-	for _, c := range clients {
-		switch {
-		case c.How == catalog.ByApp && c.Env == env:
-			out.Clients = append(out.Clients, c)
-			for _, id := range c.Apps {
-				apps[id] = true
-			}
-		case c.How == catalog.ByConflict && out.Default:
-			out.Conflicts = append(out.Conflicts, c)
-		}
+	var apps []string
+	for _, c := range index.byApp[env] {
+		apps = append(apps, c.Apps...)
 	}
 	for _, r := range policy.CIDRRules() {
 		if r.Env == env {
 			out.CIDRs = append(out.CIDRs, r)
 		}
 	}
-	ids := make([]string, 0, len(apps))
-	for id := range apps {
-		ids = append(ids, id)
+	slices.Sort(apps)
+	out.Apps, out.AppsMore = capped(slices.Compact(apps), statusEnvListMax)
+	out.Clients, out.ClientsMore = capped(index.byApp[env], statusEnvListMax)
+	if out.Default {
+		out.Conflicts, out.ConflictsMore = capped(index.conflicts, statusEnvListMax)
 	}
-	slices.Sort(ids)
-	out.Apps, out.AppsMore = capped(ids, statusListMax)
-	out.Clients, out.ClientsMore = capped(out.Clients, statusListMax)
-	out.Conflicts, _ = capped(out.Conflicts, statusListMax) // listed in full below the envs
 	return out
 }
 
 // detail is the detail view of name for each of envs.
-func (c *Controller) detail(s *catalog.Snapshot, name string, envs, names, hosts []string) *nameDetail {
+func (c *Controller) detail(s *catalog.Snapshot, index *statusIndex, name string, envs []string) *nameDetail {
 	d := &nameDetail{Name: name}
-	_, d.IsName = slices.BinarySearch(names, name)
-	_, d.IsHost = slices.BinarySearch(hosts, name)
+	_, d.IsName = slices.BinarySearch(index.names, name)
+	_, d.IsHost = slices.BinarySearch(index.hosts, name)
 	if !d.IsName && !d.IsHost {
 		return d
 	}

@@ -155,15 +155,14 @@ func TestStatusEnvSections(t *testing.T) {
 		if e.Default {
 			clients = append(clients, "default")
 		}
-		sections[e.Env] = fmt.Sprintf("chain %s; own %d held %d; apps %s; clients %s",
-			strings.Join(e.Chain, ">"), e.Own, e.Held, strings.Join(e.Apps, ","), strings.Join(clients, ", "))
+		sections[e.Env] = fmt.Sprintf("chain %s; apps %s; clients %s", strings.Join(e.Chain, ">"), strings.Join(e.Apps, ","), strings.Join(clients, ", "))
 	}
 	for env, want := range map[string]string{
-		"integration":    "chain integration; own 4 held 0; apps /int/app1,/int/db,/int/redis1; clients 10.199.45.10 app, 10.199.45.21 app, 10.199.45.22 app, 10.199.45.50 conflict /evil/conflict,/fy/app1, default",
-		"staging":        "chain staging>integration; own 1 held 0; apps /stg/redis1; clients 10.199.45.41 app, 10.9.0.0/16 cidr",
-		"feature-x":      "chain feature-x>staging>integration; own 2 held 2; apps /fx/app1,/fx/redis1; clients 10.199.45.31 app, 10.199.45.32 app",
-		"feature-office": "chain feature-office>staging>integration; own 0 held 0; apps ; clients 10.9.5.0/24 cidr",
-		"feature-z":      "chain feature-z>staging>integration; own 1 held 0; apps /evil/conflict; clients ",
+		"integration":    "chain integration; apps /int/app1,/int/db,/int/redis1; clients 10.199.45.10 app, 10.199.45.21 app, 10.199.45.22 app, 10.199.45.50 conflict /evil/conflict,/fy/app1, default",
+		"staging":        "chain staging>integration; apps /stg/redis1; clients 10.199.45.41 app, 10.9.0.0/16 cidr",
+		"feature-x":      "chain feature-x>staging>integration; apps /fx/app1,/fx/redis1; clients 10.199.45.31 app, 10.199.45.32 app",
+		"feature-office": "chain feature-office>staging>integration; apps ; clients 10.9.5.0/24 cidr",
+		"feature-y":      "chain feature-y>staging>integration; apps ; clients ",
 	} {
 		if sections[env] != want {
 			t.Errorf("env %s:\n got %s\nwant %s", env, sections[env], want)
