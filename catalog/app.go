@@ -23,6 +23,7 @@ type app struct {
 	vhosts   []appVHost   // OAK_HTTP hosts with their backends, sorted by host
 	backends []Backend    // live backends with their named ports, sorted by address
 	claimed  []netip.Addr // addresses that identify the app as a client (EnvOf), sorted, deduped
+	fixed    netip.Addr   // OAK_IP; the zero Addr when unset
 	tasks    int          // tasks in TASK_RUNNING
 	live     int          // running tasks that pass their health checks
 }
@@ -49,7 +50,7 @@ func (a *app) equal(b *app) bool {
 		slices.EqualFunc(a.vhosts, b.vhosts, func(x, y appVHost) bool {
 			return x.host == y.host && slices.EqualFunc(x.backends, y.backends, Backend.equal)
 		}) &&
-		slices.EqualFunc(a.backends, b.backends, Backend.equal) && slices.Equal(a.claimed, b.claimed) &&
+		slices.EqualFunc(a.backends, b.backends, Backend.equal) && slices.Equal(a.claimed, b.claimed) && a.fixed == b.fixed &&
 		a.tasks == b.tasks && a.live == b.live
 }
 
@@ -70,9 +71,9 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 		if !errors.As(err, &le) {
 			le = p.labels.labelError(labelIP, labels.IP.String(), err)
 		}
-		return nil, &Rejection{AppID: a.ID, Label: le.Label, Value: le.Value, Reason: le.Reason}
+		return nil, &Rejection{AppID: a.ID, Label: le.Label, Value: le.Value, Reason: le.Reason, Addr: declaredAddr(p, a)}
 	}
-	out := &app{id: a.ID, env: labels.Env, names: labels.Names}
+	out := &app{id: a.ID, env: labels.Env, names: labels.Names, fixed: labels.IP}
 	if out.env == "" {
 		out.env = p.defaultEnv
 	}
@@ -131,6 +132,25 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 	slices.SortFunc(out.vhosts, func(x, y appVHost) int { return strings.Compare(x.host, y.host) })
 	out.claimed = sortAddrs(out.claimed)
 	return out, nil
+}
+
+// declaredAddr is the fixed address a rejected app declares, read loosely:
+// its OAK_IP, else its Docker ip parameter, when it parses (the two must
+// agree). Whatever its labels, the app may run on it, so the IP pool still
+// counts it.
+func declaredAddr(p *Policy, a *App) netip.Addr {
+	label, param := strings.TrimSpace(a.Labels[p.labels.key(labelIP)]), strings.TrimSpace(a.DockerIP)
+	if label != "" && param != "" && label != param {
+		return netip.Addr{}
+	}
+	if label == "" {
+		label = param
+	}
+	addr, err := netip.ParseAddr(label)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return addr.Unmap()
 }
 
 // addBackend records addr as a live backend with ports, and as an endpoint

@@ -87,6 +87,7 @@ type Rejection struct {
 	Label  string
 	Value  string
 	Reason string
+	Addr   netip.Addr // the fixed address the app declares, when it parses (see Snapshot.FixedAddrs)
 }
 
 // Parse validates the oak labels of one app. Labels without the schema's

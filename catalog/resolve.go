@@ -314,3 +314,29 @@ func (s *Snapshot) VHostViews(envs []string) []EnvVHosts {
 	slices.SortFunc(out, func(a, b EnvVHosts) int { return strings.Compare(a.Env, b.Env) })
 	return out
 }
+
+// AppAddr is an app and the fixed address it declares.
+type AppAddr struct {
+	App  string
+	Addr netip.Addr // the zero Addr when the app declares none
+}
+
+// FixedAddrs returns every app of the snapshot, accepted or rejected, with
+// the fixed address it declares (OAK_IP, else a rejected app's Docker ip
+// parameter), sorted by app id: what the IP pool reconciles with, since a
+// rejected app may run on its address all the same.
+func (s *Snapshot) FixedAddrs() []AppAddr {
+	out := make([]AppAddr, 0, s.apps.n+s.rejected.n)
+	for _, shard := range s.apps.shards {
+		for id, a := range shard {
+			out = append(out, AppAddr{App: id, Addr: a.fixed})
+		}
+	}
+	for _, shard := range s.rejected.shards {
+		for id, r := range shard {
+			out = append(out, AppAddr{App: id, Addr: r.Addr})
+		}
+	}
+	slices.SortFunc(out, func(a, b AppAddr) int { return strings.Compare(a.App, b.App) })
+	return out
+}

@@ -440,3 +440,30 @@ func TestClaimsFind(t *testing.T) {
 		}
 	}
 }
+
+// TestFixedAddrs: every app, accepted or rejected, with the fixed address
+// it declares, for the IP pool.
+func TestFixedAddrs(t *testing.T) {
+	mismatch := testApp("/mismatch", labels("", "m.example.com", "OAK_IP", "10.0.0.5"))
+	mismatch.DockerIP = "10.0.0.6"
+	dockerOnly := testApp("/docker-only", labels("", "bad_name.example.com"))
+	dockerOnly.DockerIP = "10.0.0.7"
+	s := Build(mustPolicy(t, PolicyConfig{}), []App{
+		testApp("/fixed", labels("", "f.example.com", "OAK_IP", "10.0.0.1")), // no task: still its address
+		testApp("/plain", labels("", "p.example.com"), running("10.0.0.2")),
+		testApp("/bad-name", labels("", "bad_name.example.com", "OAK_IP", "10.0.0.3")),
+		testApp("/loopback", labels("", "l.example.com", "OAK_IP", "127.0.0.4")),
+		mismatch, dockerOnly,
+	})
+	want := []AppAddr{
+		{"/bad-name", netip.MustParseAddr("10.0.0.3")},
+		{"/docker-only", netip.MustParseAddr("10.0.0.7")},
+		{"/fixed", netip.MustParseAddr("10.0.0.1")},
+		{"/loopback", netip.MustParseAddr("127.0.0.4")},
+		{"/mismatch", netip.Addr{}}, // label and parameter disagree: which one runs is unknown
+		{"/plain", netip.Addr{}},
+	}
+	if got := s.FixedAddrs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("FixedAddrs() = %v\nwant %v", got, want)
+	}
+}

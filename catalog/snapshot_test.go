@@ -419,6 +419,11 @@ func TestAppEqual(t *testing.T) {
 			f.SetInt(f.Int() + 1)
 		case reflect.Slice:
 			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
+		case reflect.Struct:
+			if f.Type() != reflect.TypeFor[netip.Addr]() {
+				t.Fatalf("field %s: struct %s not covered by this test", typ.Field(i).Name, f.Type())
+			}
+			f.Set(reflect.ValueOf(netip.MustParseAddr("192.0.2.99")))
 		default:
 			t.Fatalf("field %s: kind %s not covered by this test", typ.Field(i).Name, f.Kind())
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/internal/poll"
 )
@@ -56,6 +58,11 @@ type Options struct {
 	WaitMin, WaitMax   time.Duration // batching window; defaults 1s, 5s
 	RetryMin, RetryMax time.Duration // backoff after a failed apply; defaults 1s, 30s
 	StaleAfter         time.Duration // /healthz fails when the view is older; default 2m
+
+	// Registry gets the controller's metrics and is what /metrics serves,
+	// so that other parts of the binary (the IP pool) can add theirs; nil
+	// makes one.
+	Registry *prometheus.Registry
 }
 
 // Defaults of Options.
@@ -113,7 +120,7 @@ func New(opts Options) (*Controller, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		batch:   NewBatch(opts.WaitMin, opts.WaitMax),
-		metrics: newMetrics(),
+		metrics: newMetrics(opts.Registry),
 		started: time.Now(),
 	}
 	c.state.Store(&state{generation: liveGeneration(opts.Applier.Live()), note: errNoView.Error()})

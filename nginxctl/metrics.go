@@ -5,7 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metrics are one controller's collectors, in a registry of its own.
+// metrics are one controller's collectors, in the registry /metrics serves.
 type metrics struct {
 	registry     *prometheus.Registry
 	reloads      *prometheus.CounterVec // by result: ok, unchanged, <Stage>
@@ -21,11 +21,14 @@ type metrics struct {
 	configBytes  prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+func newMetrics(registry *prometheus.Registry) *metrics {
+	if registry == nil {
+		registry = prometheus.NewRegistry()
+	}
 	const ns, sub = "oak", "nginx"
 	durations := prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms .. 16 s
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
+		registry: registry,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "reloads_total",
 			Help: "Config applies by result: ok (reloaded and verified), unchanged, or the stage that failed.",

@@ -130,21 +130,22 @@ func (q *statusQuery) link(page, cols int, name string) string {
 
 // statusPage is everything the template shows.
 type statusPage struct {
-	Query      statusQuery
-	EnvFilter  string // the env filter as typed
-	Now        time.Time
-	Health     string // "" when healthy
-	Marathon   time.Time
-	Synced     time.Time // last sync with a view
-	Result     string
-	Generation string
-	Applied    time.Time
-	LastError  string
-	Note       string
-	HasView    bool
-	DefaultEnv string
-	Stats      catalog.Stats
-	Pool       *ipam.Stats
+	Query         statusQuery
+	EnvFilter     string // the env filter as typed
+	Now           time.Time
+	Health        string // "" when healthy
+	Marathon      time.Time
+	Synced        time.Time // last sync with a view
+	Result        string
+	Generation    string
+	Applied       time.Time
+	LastError     string
+	Note          string
+	HasView       bool
+	DefaultEnv    string
+	Stats         catalog.Stats
+	Pool          *ipam.Stats // its Conflicts capped at statusListMax
+	PoolConflicts int         // all of them
 
 	Envs      []string // the columns of this page
 	EnvsTotal int      // envs that pass the filter
@@ -269,6 +270,8 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 	}
 	if c.opts.Pool != nil {
 		stats := c.opts.Pool.Stats()
+		page.PoolConflicts = len(stats.Conflicts)
+		stats.Conflicts, _ = capped(stats.Conflicts, statusListMax)
 		page.Pool = &stats
 	}
 	for _, r := range st.rejected {

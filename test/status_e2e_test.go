@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,9 +34,9 @@ const hostileLabel = `<script>window.__oakxss=1</script><img src=x onerror="wind
 // TestStatusPageInBrowser opens bin/nginxctl's status page in Debian's
 // chromium (headless, through chromedp) with the seed's environments on
 // bin/marathon-sim: the feature env's own redis1 and its fallback to
-// integration's db are in the matrix; after the feature redis1 is deleted
-// a reload shows the fallback; a hostile label is shown as text and no
-// script runs.
+// integration's db are in the matrix; the IP pool's use is the pool API's;
+// after the feature redis1 is deleted a reload shows the fallback; a
+// hostile label is shown as text and no script runs.
 func TestStatusPageInBrowser(t *testing.T) {
 	chromium := testutil.RequireTool(t, "chromium")
 	nginxPath := testutil.RequireTool(t, "nginx")
@@ -48,11 +50,18 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// The seed's network as the pool: it adopts the seed apps' addresses.
 	start(t, []string{"MARATHON_URL=" + url}, "nginxctl",
-		"-corefile", "../corefile-examples/demo.Corefile", "-nginx", nginxPath, "-nginx-dir", filepath.Join(t.TempDir(), "nginx"), "-nginx-start",
+		"-corefile", "../corefile-examples/demo.Corefile", "-nginx", nginxPath, "-nginx-dir", filepath.Join(dir, "nginx"), "-nginx-start",
 		"-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-control", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-listen", apiAddr,
-		"-domains", "example.com", "-wait-min", "200ms", "-wait-max", "1s")
+		"-domains", "example.com", "-wait-min", "200ms", "-wait-max", "1s",
+		"-pool-subnet", "10.199.45.0/24", "-pool-gateway", "10.199.45.200", "-pool-fresh", "-api-token-file", tokenFile)
 
 	browser, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1280, 900))...)
@@ -94,6 +103,33 @@ func TestStatusPageInBrowser(t *testing.T) {
 	title, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr[data-row="db1.db.example.com dns"] td[data-env="feature-login"]`), "title"))
 	if err != nil || title.Value != "fallen back to integration: 10.199.45.22:3306" {
 		t.Errorf("db1's tooltip for feature-login: %q %v", title.Value, err)
+	}
+	// The page shows the pool's use as its own API gives it: the seed's five
+	// apps on 10.199.45.x adopted.
+	var pools []struct {
+		Size, Allocated, Cooling, Free int
+		Conflicts                      []struct{ App string }
+	}
+	waitFor(t, "the pool to adopt the seed's five addresses", func() error {
+		resp, err := http.Get("http://" + apiAddr + "/v1/pools")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&pools); err != nil || len(pools) != 1 || pools[0].Allocated != 5 {
+			return fmt.Errorf("/v1/pools: %+v %v", pools, err)
+		}
+		return nil
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("10.199.45.0/24: %d allocated, %d cooling, %d free of %d", pools[0].Allocated, pools[0].Cooling, pools[0].Free, pools[0].Size)
+	if n := len(pools[0].Conflicts); n > 0 { // the app containers' loopback addresses are outside the subnet
+		want += fmt.Sprintf(" · %d conflicts", n)
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("pool"))); err != nil || got != want {
+		t.Errorf("the page's IP pool: %q %v, want %q", got, err, want)
 	}
 	rejected, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("rejected")))
 	if err != nil || !strings.Contains(rejected, "/feature-login/hostile") || !strings.Contains(rejected, hostileLabel) {

@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/ipam"
 	"github.com/oakdns/oak/nginxctl"
 	marathonplugin "github.com/oakdns/oak/plugin/marathon"
 	"github.com/oakdns/oak/watcher"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -43,7 +45,7 @@ func run(args []string, stderr io.Writer) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "network":
-			return errors.New("network: the IP pool's commands are not built yet")
+			return networkCommand(args[1:], os.Stdout, stderr)
 		default:
 			return fmt.Errorf("unknown command %q (want flags, or one of: network)", args[0])
 		}
@@ -66,6 +68,7 @@ type config struct {
 	token     string
 	resync    time.Duration
 	policy    catalog.PolicyConfig
+	pool      poolFlags
 
 	listen      string
 	nginx       string
@@ -132,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	} {
 		fs.Var(option{o.name, &policy}, o.name, o.usage)
 	}
+	cfg.pool.register(fs)
 	token := fs.String("marathon-token-file", "", "`FILE` holding a DC/OS token for Marathon (else $OAK_MARATHON_TOKEN)")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8090", "`ADDR` of nginxctl's HTTP API (/healthz, /metrics, /v1/...)")
 	fs.StringVar(&cfg.nginx, "nginx", "nginx", "the nginx executable")
@@ -149,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: nginxctl -marathon URL -nginx-dir DIR -domains LIST [flags]
-       nginxctl network ...   (the IP pool; not built yet)
+       nginxctl network ensure|scan -pool-subnet CIDR -pool-gateway IP ...
 
 Renders the virtual hosts of Marathon apps (label OAK_HTTP) as Nginx config,
 per environment, in batches; checks it with nginx -t, reloads Nginx and
@@ -306,6 +310,10 @@ func serve(ctx context.Context, cfg config) error {
 		Policy: policy, Resync: cfg.resync, Logger: log}); err != nil {
 		return err
 	}
+	pcfg, withPool, err := cfg.pool.config(cfg.policy)
+	if err != nil {
+		return err
+	}
 	nginx, err := nginxctl.NewNginx(cfg.nginx, cfg.nginxDir, cfg.workers)
 	if err != nil {
 		return err
@@ -313,7 +321,20 @@ func serve(ctx context.Context, cfg config) error {
 	if err := nginx.Prepare(cfg.render); err != nil {
 		return err
 	}
+	registry := prometheus.NewRegistry()
+	var pool *ipam.Pool
+	var poolAPI http.Handler
+	var poolStats nginxctl.PoolStats // stays nil without a pool: a nil *ipam.Pool in it would not be
+	if withPool {
+		if pool, poolAPI, err = runPool(cfg, pcfg, registry, log); err != nil {
+			return err
+		}
+		defer pool.Close()
+		poolStats = pool
+	}
 	ctl, err := nginxctl.New(nginxctl.Options{
+		Registry:   registry,
+		Pool:       poolStats,
 		Source:     &nginxctl.WatcherSource{Source: src},
 		Applier:    nginxctl.NewApplier(nginx, nginxctl.SignalReloader{Nginx: nginx}, cfg.render.Control, cfg.verifyAfter),
 		Render:     cfg.render,
@@ -328,6 +349,11 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	mux := http.NewServeMux()
 	ctl.Register(mux)
+	if pool != nil {
+		for _, pattern := range []string{"/v1/allocations", "/v1/allocations/", "/v1/pools", "/v1/apps"} {
+			mux.Handle(pattern, poolAPI)
+		}
+	}
 	listener, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
@@ -343,6 +369,19 @@ func serve(ctx context.Context, cfg config) error {
 		wg.Go(func() { _ = nginx.Supervise(ctx, log, 10*time.Second, nil) })
 	}
 	wg.Go(func() { _ = ctl.Run(ctx) })
+	if pool != nil {
+		changed := make(chan struct{}, 1)
+		ws := &nginxctl.WatcherSource{Source: src}
+		wg.Go(func() {
+			ws.Watch(ctx, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+		})
+		wg.Go(func() { reconcile(ctx, pool, src, changed, min(pcfg.Grace/2, time.Minute), log) })
+	}
 	wg.Go(func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

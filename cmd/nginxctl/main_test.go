@@ -69,8 +69,11 @@ func TestHelpListsFlags(t *testing.T) {
 }
 
 func TestSubcommands(t *testing.T) {
-	if err := run([]string{"network", "ensure"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not built yet") {
+	if err := run([]string{"network", "ensure"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "the pool's settings are needed") {
 		t.Errorf("network: %v", err)
+	}
+	if err := run([]string{"network", "frob"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "usage: nginxctl network ensure|scan") {
+		t.Errorf("network frob: %v", err)
 	}
 	if err := run([]string{"frobnicate"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Errorf("unknown command: %v", err)
