@@ -12,6 +12,7 @@ FUZZ_TARGETS := \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS \
 	./nginxctl:FuzzSanitize \
+	./nginxctl:FuzzStatusQuery \
 	./watcher:FuzzSSEReader \
 	./ipam:FuzzParseAppID \
 	./ipam:FuzzDecodeAllocationRequest \

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -303,4 +304,53 @@ func syntheticSnapshot(t testing.TB, names, envs int) *catalog.Snapshot {
 		}
 	}
 	return catalog.Build(p, apps)
+}
+
+// FuzzStatusQuery: any query string gives the page a 200, 400 or 404 and
+// no markup but the template's; a query that parses comes back the same
+// from the page's own links.
+func FuzzStatusQuery(f *testing.F) {
+	for _, seed := range []string{"", "q=redis&env=feature-*,integration&page=2&cols=1", "name=db1.db.example.com", "env=%5B", "q=%3Cscript%3E&page=-1", "env=a,,b&cols=99"} {
+		f.Add(seed)
+	}
+	ctl := statusController(f, seedSnapshot(f, "<script>x</script>"), nil)
+	f.Fuzz(func(t *testing.T, raw string) {
+		values, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := parseStatusQuery(values)
+		resp, body := getStatus(t, ctl, "/?"+values.Encode())
+		switch {
+		case err != nil:
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%q: %v, yet %d", raw, err, resp.StatusCode)
+			}
+			return
+		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound:
+			t.Fatalf("%q: %d %s", raw, resp.StatusCode, body)
+		case strings.Contains(body, "<script"):
+			t.Fatalf("%q: markup in the page", raw)
+		}
+		link, err := url.Parse(q.link(q.Page, q.Cols, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := parseStatusQuery(link.Query())
+		if err != nil || again.Text != q.Text || !slices.Equal(again.Patterns, q.Patterns) || again.Page != q.Page || again.Cols != q.Cols {
+			t.Fatalf("%q: parsed %+v, its link %s parses as %+v %v", raw, q, link, again, err)
+		}
+	})
+}
+
+// TestStatusBeforeAView: before the first sync the page says so.
+func TestStatusBeforeAView(t *testing.T) {
+	ctl, err := New(Options{Source: &WatcherSource{Source: &fakeWatcher{}}, Applier: &fakeApplier{}, Render: testOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := getStatus(t, ctl, "/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "No view of Marathon yet") || !strings.Contains(body, "no IP pool configured") {
+		t.Errorf("/ before a view: %d\n%s", resp.StatusCode, body)
+	}
 }
