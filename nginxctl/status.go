@@ -287,10 +287,9 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 	page.HasView = true
 	page.DefaultEnv = s.Policy().DefaultEnv()
 	page.Stats = s.Stats()
-	page.Rejected, page.RejectedMore = capped(s.Rejected(), statusListMax)
-	page.Conflicts, page.ConflictsMore = capped(s.Conflicts(), statusListMax)
-
 	index := st.index()
+	page.Rejected, page.RejectedMore = capped(index.rejected, statusListMax)
+	page.Conflicts, page.ConflictsMore = capped(index.addrConflicts, statusListMax)
 	var envs []string
 	for _, env := range index.envs {
 		if q.matches(env) {
@@ -338,11 +337,13 @@ func (c *Controller) statusPage(q statusQuery, now time.Time) *statusPage {
 // on the first request after a sync: listing a large cluster's names and
 // client addresses costs more than laying out a page.
 type statusIndex struct {
-	rows         []statusRow // every name and vhost, sorted by name, without cells
-	names, hosts []string    // sorted
-	envs         []string    // every env a client can be in or an app runs in, the default env first
-	byApp        map[string][]catalog.ClientClaim
-	conflicts    []catalog.ClientClaim
+	rows          []statusRow // every name and vhost, sorted by name, without cells
+	names, hosts  []string    // sorted
+	envs          []string    // every env a client can be in or an app runs in, the default env first
+	byApp         map[string][]catalog.ClientClaim
+	conflicts     []catalog.ClientClaim
+	rejected      []catalog.Rejection
+	addrConflicts []catalog.AddrConflict
 }
 
 // newStatusIndex lists what the pages of s lay out; nil s gives nil.
@@ -350,7 +351,8 @@ func newStatusIndex(s *catalog.Snapshot) *statusIndex {
 	if s == nil {
 		return nil
 	}
-	x := &statusIndex{names: s.Names(), hosts: s.VHosts(), byApp: map[string][]catalog.ClientClaim{}}
+	x := &statusIndex{names: s.Names(), hosts: s.VHosts(), byApp: map[string][]catalog.ClientClaim{},
+		rejected: s.Rejected(), addrConflicts: s.Conflicts()}
 	x.rows = make([]statusRow, 0, len(x.names)+len(x.hosts))
 	for _, n := range x.names {
 		x.rows = append(x.rows, statusRow{Name: n})
