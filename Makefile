@@ -15,13 +15,14 @@ FUZZ_TARGETS := \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS \
 	./nginxctl:FuzzSanitize \
+	./nginxctl:FuzzStatusQuery \
 	./watcher:FuzzSSEReader \
 	./ipam:FuzzParseAppID \
 	./ipam:FuzzDecodeAllocationRequest \
 	./ipam:FuzzDecodeAppDefinition \
 	./ipam:FuzzReadSpec
 
-.PHONY: build test unit fuzz lint demo bench bench-go bench-dns bench-nginx bench-ipam
+.PHONY: build test unit fuzz lint demo screenshot bench bench-go bench-dns bench-nginx bench-ipam
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -50,6 +51,11 @@ lint:
 demo: build
 	$(BIN)/oak-demo -bin $(BIN)
 
+## screenshot: docs/status-page.png, nginxctl's status page with the seed's
+## envs as chromium shows it (the browser test writes it).
+screenshot:
+	cd test && OAK_STATUS_SCREENSHOT=../docs/status-page.png $(GO) test -count=1 -run='^TestStatusPageInBrowser$$' .
+
 ## bench: every figure in BENCHMARKS.md: Go benchmarks, bench-ipam, bench-dns, bench-nginx.
 bench: bench-go bench-ipam bench-dns bench-nginx
 
@@ -73,13 +79,15 @@ bench-dns: build
 ## bench-nginx: nginxctl with a real nginx: render and nginx -t + reload of
 ## 10,000 vhosts in 100 envs, ours against one upstream per vhost (same
 ## run); a burst of 1,000 changes in 2 s; one isolated change to served;
-## 20 reloads under load. Prints one table.
+## 20 reloads under load; the status page of 10,000 names in 100 envs
+## against /v1/views. Prints one table.
 NGINX_BENCH := \
 	'^Benchmark(Render|Sanitize)$$':1s \
 	'^BenchmarkNginxReload$$':5x \
 	'^BenchmarkNginxBurst$$':2x \
 	'^BenchmarkNginxIsolatedChange$$':50x \
-	'^BenchmarkNginxReloadsUnderLoad$$':1x
+	'^BenchmarkNginxReloadsUnderLoad$$':1x \
+	'^BenchmarkStatusPage$$':1s
 bench-nginx:
 	@set -e; for b in $(NGINX_BENCH); do \
 		$(GO) test -run='^$$' -bench="$${b%:*}" -benchtime="$${b##*:}" -benchmem ./nginxctl | grep '^Benchmark'; \
