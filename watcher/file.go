@@ -1,9 +1,7 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,17 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	marathon "github.com/gambol99/go-marathon"
-
 	"github.com/oakdns/oak/catalog"
 )
 
 // DefaultFileInterval is how often a FileSource looks at its file.
 const DefaultFileInterval = 5 * time.Second
-
-// maxFileSize bounds what a FileSource reads; a real dump of 10,000 apps
-// is tens of megabytes.
-const maxFileSize = 512 << 20
 
 // FileSource serves snapshots from a Marathon apps dump on disk (the body of
 // GET /v2/apps?embed=apps.tasks, {"apps":[...]}), for offline use. It
@@ -177,29 +169,19 @@ func readApps(path string) ([]catalog.App, error) {
 		return nil, err
 	}
 	defer file.Close()
-	body, err := io.ReadAll(io.LimitReader(file, maxFileSize+1))
+	body := &limitedBody{r: file, left: maxListSize}
+	apps, err := parseApps(body)
+	if body.left < 0 {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxListSize)
+	}
+	return apps, err
+}
+
+// parseApps decodes a whole apps list.
+func parseApps(r io.Reader) ([]catalog.App, error) {
+	list, err := decodeApps(r, nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileSize)
-	}
-	return parseApps(body)
-}
-
-func parseApps(body []byte) ([]catalog.App, error) {
-	var dump struct {
-		Apps *[]marathon.Application `json:"apps"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&dump); err != nil {
-		return nil, fmt.Errorf("parse apps: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("parse apps: data after the JSON object")
-	}
-	if dump.Apps == nil {
-		return nil, errors.New(`parse apps: no "apps" array`)
-	}
-	return appsOf(*dump.Apps), nil
+	return appsOfList(list), nil
 }

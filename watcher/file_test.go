@@ -83,7 +83,7 @@ func TestParseApps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apps, err := parseApps([]byte(tt.body))
+			apps, err := parseApps(strings.NewReader(tt.body))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}

@@ -3,7 +3,6 @@ package watcher
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -21,6 +20,10 @@ func (w *Watcher) step(s *session) error {
 		// sync: a REST view is better than none, and the retry subscribes.
 		if err := w.subscribe(s); err != nil {
 			subErr = fmt.Errorf("subscribe to events: %w", err)
+			// go-marathon streams from the first member its REST calls
+			// found up, and the full list bypasses it: a ping through it
+			// marks a dead member down before the retry subscribes.
+			_, _ = s.client.Ping()
 		}
 	}
 	updates := w.pending.takeTasks()
@@ -74,28 +77,30 @@ func (w *Watcher) subscribe(s *session) error {
 	return nil
 }
 
-// fullSync lists every app with its tasks and publishes a snapshot built
-// from the list alone, so that apps and tasks missing from it disappear.
+// fullSync lists every app with its tasks and publishes a snapshot that
+// follows the list alone, so that apps and tasks missing from it
+// disappear. The first sync builds; later ones apply the apps that changed.
 func (w *Watcher) fullSync(s *session) error {
 	start := time.Now()
-	list, err := s.client.Applications(url.Values{"embed": []string{"apps.tasks"}})
+	current := w.snapshot.Load()
+	if current == nil {
+		w.known.raw.clear() // a build needs every app decoded
+	}
+	list, err := w.listApps(s, w.known.raw)
 	if err != nil {
 		return fmt.Errorf("full sync: %w", err)
 	}
-	if list == nil {
-		return errors.New("full sync: empty response")
-	}
-	apps := appsOf(list.Apps)
-	// The first sync builds; later ones keep what did not change.
-	var snapshot *catalog.Snapshot
-	if current := w.snapshot.Load(); current != nil {
-		snapshot = current.Sync(apps)
+	if current == nil {
+		w.publish(catalog.Build(w.cfg.Policy, appsOfList(list)))
+		w.known.reset(list)
 	} else {
-		snapshot = catalog.Build(w.cfg.Policy, apps)
+		upserts, removes, commit := w.known.resync(list)
+		if len(upserts) > 0 || len(removes) > 0 {
+			w.publish(current.Apply(upserts, removes))
+		}
+		commit()
 	}
-	w.publish(snapshot)
-	w.known.reset(apps)
-	w.synced("full", len(list.Apps), start)
+	w.synced("full", len(list), start)
 	return nil
 }
 

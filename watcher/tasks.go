@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -149,30 +150,85 @@ func (t *tombstones) has(id string) bool {
 // only ever see the immutable snapshots built from it. Applications in it
 // are never modified: a change copies the app and its task list.
 type knownApps struct {
-	apps map[string]catalog.App
-	dead *tombstones
+	apps   map[string]catalog.App
+	dead   *tombstones
+	raw    *rawIndex      // list elements whose app is known as listed
+	listed map[string]int // scratch of resync: app id -> its last element
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones)}
-}
-
-// reset replaces every known app with a full list.
-func (k *knownApps) reset(list []catalog.App) {
-	k.apps = make(map[string]catalog.App, len(list))
-	for _, a := range list {
-		k.apps[a.ID] = a
-	}
+	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones), raw: newRawIndex(), listed: map[string]int{}}
 }
 
 // commit records the result of a published batch.
 func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 	for _, a := range upserts {
 		k.apps[a.ID] = a
+		k.raw.forget(a.ID)
 	}
 	for _, id := range removes {
 		delete(k.apps, id)
+		k.raw.forget(id)
 	}
+}
+
+// resync compares a full list with the known apps: it returns the apps
+// that differ (the last element of each id, as catalog.Build keeps it) and
+// the ids no longer listed, and, with commit, makes the list the known
+// state. An element whose bytes are those the app was last listed with is
+// the same without a look, and equal apps are not passed on, so the
+// catalog parses the labels of changed apps only.
+func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []string, commit func()) {
+	clear(k.listed)
+	for i := range list {
+		k.listed[list[i].app.ID] = i
+	}
+	for i := range list {
+		item := &list[i]
+		if k.listed[item.app.ID] != i || item.unchanged {
+			continue
+		}
+		if old, ok := k.apps[item.app.ID]; ok && sameApp(&old, &item.app) {
+			continue
+		}
+		upserts = append(upserts, item.app)
+	}
+	for id := range k.apps {
+		if _, ok := k.listed[id]; !ok {
+			removes = append(removes, id)
+		}
+	}
+	return upserts, removes, func() {
+		k.commit(upserts, removes)
+		for id, i := range k.listed {
+			if h := list[i].hash; k.raw.hash[id] != h || !list[i].unchanged {
+				k.raw.forget(id)
+				k.raw.ids[h], k.raw.hash[id] = id, h
+			}
+		}
+	}
+}
+
+// reset makes a full list the known state from scratch, for a snapshot
+// built from it alone.
+func (k *knownApps) reset(list []listedApp) {
+	clear(k.apps)
+	k.raw.clear()
+	_, _, commit := k.resync(list)
+	commit()
+}
+
+// sameApp reports whether a and b hold the same data (TestSameAppFields
+// keeps it in step with catalog.App's fields).
+func sameApp(a, b *catalog.App) bool {
+	return a.ID == b.ID && a.Version == b.Version && a.ConfigChange == b.ConfigChange &&
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Ports, b.Ports) && a.DockerIP == b.DockerIP &&
+		a.HealthChecks == b.HealthChecks && slices.EqualFunc(a.Tasks, b.Tasks, sameTask)
+}
+
+func sameTask(a, b catalog.Task) bool {
+	return a.ID == b.ID && a.State == b.State && a.Host == b.Host &&
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Health, b.Health)
 }
 
 // bury remembers the dead tasks of updates that are otherwise dropped (a

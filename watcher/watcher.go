@@ -75,8 +75,10 @@ type Watcher struct {
 	log     *slog.Logger
 	pending *dirtySet
 	known   *knownApps // owned by the sync loop (step); never read elsewhere
-	status  statusBook
-	started atomic.Bool
+	// listMember is the member that last answered a full list (sync loop).
+	listMember int
+	status     statusBook
+	started    atomic.Bool
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
