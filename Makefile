@@ -10,7 +10,8 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
 	./catalog:FuzzBuild \
-	./plugin/marathon:FuzzServeDNS
+	./plugin/marathon:FuzzServeDNS \
+	./watcher:FuzzLeanDecode
 
 .PHONY: build test unit fuzz lint demo bench bench-go bench-dns
 

@@ -177,7 +177,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		}
 		l.rate, l.verbose = opt.rate, opt.rate > 0
 		profDone := make(chan error, 1)
-		if opt.profile != "" && s.pprof != "" {
+		if opt.profile != "" && cfg.profile != "" {
 			go func() {
 				profDone <- fetchProfile(ctx, s.pprof, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
 			}()
