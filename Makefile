@@ -11,7 +11,8 @@ FUZZ_TARGETS := \
 	./catalog:FuzzParseLabels \
 	./catalog:FuzzBuild \
 	./plugin/marathon:FuzzServeDNS \
-	./watcher:FuzzLeanDecode
+	./watcher:FuzzLeanDecode \
+	./watcher:FuzzFingerprint
 
 .PHONY: build test unit fuzz lint demo bench bench-go bench-dns
 

@@ -24,61 +24,110 @@ const yieldEvery = 64
 // "apps" array, which go-marathon would take as an empty list.
 var errNoAppsArray = errors.New(`parse apps: want one object with one "apps" array`)
 
-// listedApp is one element of an apps list: the app, or, when its bytes
-// are those of an element of the previous list (rawIndex), only its id and
-// unchanged set.
+// listedApp is one element of an apps list: its app, or, when it has the
+// bytes or the fingerprint of an element of the previous list
+// (printIndex), only its id.
 type listedApp struct {
-	app       catalog.App
-	unchanged bool
-	hash      uint64 // of the element's bytes
+	id      string
+	app     *catalog.App // nil when unchanged
+	raw     uint64       // hash of the element's bytes
+	print   uint64       // the element's fingerprint, when printed
+	printed bool
+	sameRaw bool // unchanged by its bytes
 }
 
 // appsOfList returns the apps of a list decoded whole (no index).
 func appsOfList(list []listedApp) []catalog.App {
 	apps := make([]catalog.App, len(list))
 	for i := range list {
-		apps[i] = list[i].app
+		apps[i] = *list[i].app
 	}
 	return apps
 }
 
-// rawIndex remembers, by a hash of its bytes, each element of the last
-// apps list that the catalog holds as listed, so that the next list skips
-// decoding an element whose bytes are the same: most of a cluster, most of
-// the time. A 64-bit hash with a per-process seed makes a false match
-// vanishingly rare (the birthday bound is ~1e-11 per resync at 10,000 apps).
-type rawIndex struct {
-	seed maphash.Seed
-	ids  map[uint64]string // element hash -> app id
-	hash map[string]uint64 // app id -> element hash
+// printIndex remembers, for each element of the last apps list that the
+// catalog holds as listed, a hash of its bytes and its fingerprint, so
+// that the next list skips decoding an element with the same bytes (a
+// hash, the cheapest check) or else the same fingerprint (a walk of its
+// tokens): most of a cluster, most of the time. 64-bit hashes with a
+// per-process seed make a false match vanishingly rare (the birthday
+// bound is ~1e-11 per resync at 10,000 apps).
+type printIndex struct {
+	seed    maphash.Seed
+	byRaw   map[uint64]string // hash of the bytes -> app id
+	byPrint map[uint64]string // fingerprint -> app id
+	of      map[string]elementHashes
+	printer *fingerprinter
 }
 
-func newRawIndex() *rawIndex {
-	return &rawIndex{seed: maphash.MakeSeed(), ids: map[uint64]string{}, hash: map[string]uint64{}}
+// elementHashes are an app's entries in a printIndex.
+type elementHashes struct {
+	raw, print uint64
+	printed    bool
+}
+
+func newPrintIndex() *printIndex {
+	seed := maphash.MakeSeed()
+	return &printIndex{seed: seed, byRaw: map[uint64]string{}, byPrint: map[uint64]string{}, of: map[string]elementHashes{},
+		printer: newFingerprinter(seed)}
 }
 
 // forget drops an app whose known definition no longer comes from its list
 // element (a partial sync or a task update changed it).
-func (x *rawIndex) forget(id string) {
-	if h, ok := x.hash[id]; ok {
-		delete(x.ids, h)
-		delete(x.hash, id)
+func (x *printIndex) forget(id string) {
+	if h, ok := x.of[id]; ok {
+		delete(x.byRaw, h.raw)
+		if h.printed {
+			delete(x.byPrint, h.print)
+		}
+		delete(x.of, id)
+	}
+}
+
+// record makes item the element its app is known from.
+func (x *printIndex) record(item *listedApp) {
+	x.forget(item.id)
+	x.of[item.id] = elementHashes{raw: item.raw, print: item.print, printed: item.printed}
+	x.byRaw[item.raw] = item.id
+	if item.printed {
+		x.byPrint[item.print] = item.id
 	}
 }
 
 // clear forgets every element, so that the next list is decoded whole.
-func (x *rawIndex) clear() {
-	clear(x.ids)
-	clear(x.hash)
+func (x *printIndex) clear() {
+	clear(x.byRaw)
+	clear(x.byPrint)
+	clear(x.of)
+}
+
+// match reports the id of the known app an element is unchanged from.
+func (x *printIndex) match(raw []byte, item *listedApp) bool {
+	item.raw = maphash.Bytes(x.seed, raw)
+	if id, ok := x.byRaw[item.raw]; ok {
+		item.id, item.sameRaw = id, true
+		return true
+	}
+	item.print, item.printed = x.printer.sum(raw)
+	if id, ok := x.byPrint[item.print]; ok && item.printed {
+		item.id = id
+		return true
+	}
+	return false
 }
 
 // decodeApps reads an apps list ({"apps":[...]}) as a stream, one element
-// at a time. With an index, an element whose bytes the index holds is not
-// decoded: it comes back as its id, unchanged. The body must be exactly one
+// at a time. With an index, an element the index matches is not decoded:
+// it comes back as its id, unchanged. The body must be exactly one
 // object holding one "apps" array (matched as encoding/json matches
 // names): a missing, null or repeated array is an error, never an empty or
 // merged view.
-func decodeApps(r io.Reader, index *rawIndex) ([]listedApp, error) {
+func decodeApps(r io.Reader, index *printIndex) ([]listedApp, error) {
+	return decodeAppsSized(r, index, 0)
+}
+
+// decodeAppsSized is decodeApps with room for size elements up front.
+func decodeAppsSized(r io.Reader, index *printIndex, size int) ([]listedApp, error) {
 	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil {
 		return nil, fmt.Errorf("parse apps: %w", err)
@@ -102,7 +151,7 @@ func decodeApps(r io.Reader, index *rawIndex) ([]listedApp, error) {
 			return nil, fmt.Errorf(`%w: "apps" repeated`, errNoAppsArray)
 		}
 		found = true
-		if list, err = decodeAppArray(dec, index); err != nil {
+		if list, err = decodeAppArray(dec, index, size); err != nil {
 			return nil, err
 		}
 	}
@@ -118,7 +167,7 @@ func decodeApps(r io.Reader, index *rawIndex) ([]listedApp, error) {
 	return list, nil
 }
 
-func decodeAppArray(dec *jsontext.Decoder, index *rawIndex) ([]listedApp, error) {
+func decodeAppArray(dec *jsontext.Decoder, index *printIndex, size int) ([]listedApp, error) {
 	tok, err := dec.ReadToken()
 	switch {
 	case err != nil:
@@ -128,7 +177,7 @@ func decodeAppArray(dec *jsontext.Decoder, index *rawIndex) ([]listedApp, error)
 	case tok.Kind() != '[':
 		return nil, fmt.Errorf(`parse apps: "apps" is %v, not an array`, tok.Kind())
 	}
-	list := []listedApp{}
+	list := make([]listedApp, 0, size)
 	for i := 0; dec.PeekKind() != ']'; i++ {
 		if i%yieldEvery == yieldEvery-1 {
 			runtime.Gosched()
@@ -138,19 +187,16 @@ func decodeAppArray(dec *jsontext.Decoder, index *rawIndex) ([]listedApp, error)
 			return nil, fmt.Errorf("parse apps: element %d: %w", i, err)
 		}
 		var item listedApp
-		if index != nil {
-			item.hash = maphash.Bytes(index.seed, raw)
-			if id, ok := index.ids[item.hash]; ok {
-				item.app.ID, item.unchanged = id, true
-				list = append(list, item)
-				continue
-			}
+		if index != nil && index.match(raw, &item) {
+			list = append(list, item)
+			continue
 		}
 		var lean leanApp
 		if err := jsonv1.Unmarshal(raw, &lean); err != nil {
 			return nil, fmt.Errorf("parse apps: element %d: %w", i, err)
 		}
-		item.app = lean.app()
+		app := lean.app()
+		item.id, item.app = app.ID, &app
 		list = append(list, item)
 	}
 	if _, err := dec.ReadToken(); err != nil {

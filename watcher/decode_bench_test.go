@@ -59,12 +59,12 @@ func BenchmarkDecodeCandidates(b *testing.B) {
 	for _, bd := range bodies {
 		body := bd.body
 		k := newKnownApps()
-		first, err := decodeApps(bytes.NewReader(body), k.raw)
+		first, err := decodeApps(bytes.NewReader(body), k.prints)
 		if err != nil {
 			b.Fatal(err)
 		}
 		k.reset(first)
-		unchanged := k.raw
+		unchanged := k.prints
 		cands := []struct {
 			name string
 			fn   func() ([]catalog.App, error)

@@ -23,7 +23,7 @@ const appsPath = "/v2/apps?embed=apps.tasks"
 // into its full structs, the cost this avoids. Members are tried in turn,
 // from the one that last answered, past transport errors and 5xx replies,
 // as go-marathon fails over.
-func (w *Watcher) listApps(s *session, index *rawIndex) ([]listedApp, error) {
+func (w *Watcher) listApps(s *session, index *printIndex) ([]listedApp, error) {
 	members := strings.Split(w.url, ",")
 	client := s.transport.client()
 	var errs []error
@@ -44,7 +44,7 @@ func (w *Watcher) listApps(s *session, index *rawIndex) ([]listedApp, error) {
 
 // listFrom lists from one member; retry says whether another member may
 // answer instead.
-func (w *Watcher) listFrom(client *http.Client, member string, index *rawIndex) (list []listedApp, retry bool, err error) {
+func (w *Watcher) listFrom(client *http.Client, member string, index *printIndex) (list []listedApp, retry bool, err error) {
 	path := appsPath
 	if w.cfg.Token != "" {
 		path = "/marathon" + path
@@ -71,7 +71,7 @@ func (w *Watcher) listFrom(client *http.Client, member string, index *rawIndex) 
 		return nil, resp.StatusCode >= 500, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	body := &limitedBody{r: resp.Body, left: maxListSize}
-	list, err = decodeApps(body, index)
+	list, err = decodeAppsSized(body, index, len(w.known.apps))
 	if body.left < 0 {
 		err = fmt.Errorf("apps list larger than %d bytes", maxListSize)
 	}

@@ -88,8 +88,8 @@ func TestFullResyncFollowsList(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.known.apps["/app9"] = catalog.App{ID: "/app9"} // a task update the list must undo
-	w.known.raw.forget("/app9")
-	list, err := w.listApps(session, w.known.raw)
+	w.known.prints.forget("/app9")
+	list, err := w.listApps(session, w.known.prints)
 	if err != nil {
 		t.Fatal(err)
 	}

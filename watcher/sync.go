@@ -84,9 +84,9 @@ func (w *Watcher) fullSync(s *session) error {
 	start := time.Now()
 	current := w.snapshot.Load()
 	if current == nil {
-		w.known.raw.clear() // a build needs every app decoded
+		w.known.prints.clear() // a build needs every app decoded
 	}
-	list, err := w.listApps(s, w.known.raw)
+	list, err := w.listApps(s, w.known.prints)
 	if err != nil {
 		return fmt.Errorf("full sync: %w", err)
 	}

@@ -152,46 +152,46 @@ func (t *tombstones) has(id string) bool {
 type knownApps struct {
 	apps   map[string]catalog.App
 	dead   *tombstones
-	raw    *rawIndex      // list elements whose app is known as listed
+	prints *printIndex    // fingerprints of the list elements the apps are known from
 	listed map[string]int // scratch of resync: app id -> its last element
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones), raw: newRawIndex(), listed: map[string]int{}}
+	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}}
 }
 
 // commit records the result of a published batch.
 func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 	for _, a := range upserts {
 		k.apps[a.ID] = a
-		k.raw.forget(a.ID)
+		k.prints.forget(a.ID)
 	}
 	for _, id := range removes {
 		delete(k.apps, id)
-		k.raw.forget(id)
+		k.prints.forget(id)
 	}
 }
 
 // resync compares a full list with the known apps: it returns the apps
 // that differ (the last element of each id, as catalog.Build keeps it) and
 // the ids no longer listed, and, with commit, makes the list the known
-// state. An element whose bytes are those the app was last listed with is
-// the same without a look, and equal apps are not passed on, so the
+// state. An element with the fingerprint the app was last listed with is
+// the same without a decode, and equal apps are not passed on, so the
 // catalog parses the labels of changed apps only.
 func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []string, commit func()) {
 	clear(k.listed)
 	for i := range list {
-		k.listed[list[i].app.ID] = i
+		k.listed[list[i].id] = i
 	}
 	for i := range list {
 		item := &list[i]
-		if k.listed[item.app.ID] != i || item.unchanged {
+		if k.listed[item.id] != i || item.app == nil {
 			continue
 		}
-		if old, ok := k.apps[item.app.ID]; ok && sameApp(&old, &item.app) {
+		if old, ok := k.apps[item.id]; ok && sameApp(&old, item.app) {
 			continue
 		}
-		upserts = append(upserts, item.app)
+		upserts = append(upserts, *item.app)
 	}
 	for id := range k.apps {
 		if _, ok := k.listed[id]; !ok {
@@ -200,10 +200,9 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 	}
 	return upserts, removes, func() {
 		k.commit(upserts, removes)
-		for id, i := range k.listed {
-			if h := list[i].hash; k.raw.hash[id] != h || !list[i].unchanged {
-				k.raw.forget(id)
-				k.raw.ids[h], k.raw.hash[id] = id, h
+		for _, i := range k.listed {
+			if item := &list[i]; !item.sameRaw {
+				k.prints.record(item)
 			}
 		}
 	}
@@ -213,7 +212,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 // built from it alone.
 func (k *knownApps) reset(list []listedApp) {
 	clear(k.apps)
-	k.raw.clear()
+	k.prints.clear()
 	_, _, commit := k.resync(list)
 	commit()
 }
