@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,7 +199,7 @@ func BenchmarkChangeToSnapshot(b *testing.B) {
 // publish. The simulator runs in the same process, so its time and memory
 // are part of the figures: "sim-get-only" is the same GET by a plain HTTP
 // client (simulator + transfer), and "build-only" is catalog.Build of the
-// same apps.
+// same apps. cpu-ms/op is the process's CPU time (user + system) per op.
 func BenchmarkFullResync(b *testing.B) {
 	const apps, tasks = 10000, 3
 	body := appsJSON(apps, tasks)
@@ -238,6 +239,7 @@ func BenchmarkFullResync(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				if tc.first {
 					w.snapshot.Store(nil)
@@ -249,6 +251,7 @@ func BenchmarkFullResync(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 			st := w.Snapshot().Stats()
 			if st.Apps != apps || st.Tasks != apps*tasks {
 				b.Fatalf("stats %+v", st)
@@ -261,9 +264,11 @@ func BenchmarkFullResync(b *testing.B) {
 	b.Run("sim-get-only", func(b *testing.B) {
 		d := newDriver(b, srv.URL)
 		b.ReportAllocs()
+		cpu0 := cpuTime(b)
 		for b.Loop() {
 			d.call(http.MethodGet, "/v2/apps?embed=apps.tasks", nil)
 		}
+		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	})
 
 	b.Run("build-only", func(b *testing.B) {
@@ -404,4 +409,14 @@ func BenchmarkResyncDelay(b *testing.B) {
 			b.ReportMetric(pct(1), "max-late-ms")
 		})
 	}
+}
+
+// cpuTime is the process's user and system CPU time so far (the simulator's
+// included, as it runs in the process).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

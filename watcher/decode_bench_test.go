@@ -128,8 +128,8 @@ func BenchmarkDecodeCandidates(b *testing.B) {
 				return appsOfList(list), err
 			}},
 			{"chosen:decodeApps-all-unchanged", func() ([]catalog.App, error) {
-				list, err := decodeApps(bytes.NewReader(body), unchanged)
-				return appsOfList(list), err
+				_, err := decodeApps(bytes.NewReader(body), unchanged)
+				return nil, err
 			}},
 			{"tokens-only", func() ([]catalog.App, error) {
 				return nil, eachElement(body, func(dec *jsontext.Decoder) error {
