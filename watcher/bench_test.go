@@ -3,9 +3,13 @@ package watcher
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sync"
@@ -338,8 +342,9 @@ func BenchmarkTaskChurn(b *testing.B) {
 
 // BenchmarkResyncDelay measures what a full resync of 10,000 apps does to
 // other goroutines on a single-core server (GOMAXPROCS=1, as bench-dns
-// runs CoreDNS): a goroutine that sleeps 100 µs in a loop, as a DNS query
-// goroutine waits for its packet, records how late each wake-up is while
+// runs CoreDNS): a child process writes its clock into a pipe every 200 µs,
+// and a goroutine here, woken by the network poller as a DNS query
+// goroutine is by its packet, records how late each stamp is read while
 // resyncs run back to back. The list comes from a static body, so no
 // simulator shares the core. "unchanged" lists the same bytes each time;
 // "volatile" alternates two lists that differ in a field oak does not read
@@ -370,22 +375,7 @@ func BenchmarkResyncDelay(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-			var late []time.Duration
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					start := time.Now()
-					time.Sleep(100 * time.Microsecond)
-					late = append(late, time.Since(start)-100*time.Microsecond)
-				}
-			}()
+			late := clockReader(b)
 			for b.Loop() {
 				switch name {
 				case "idle":
@@ -398,16 +388,68 @@ func BenchmarkResyncDelay(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			close(stop)
-			<-done
-			slices.Sort(late)
+			stamps := late()
 			pct := func(p float64) float64 {
-				return float64(late[int(p*float64(len(late)-1))]) / float64(time.Millisecond)
+				return float64(stamps[int(p*float64(len(stamps)-1))]) / float64(time.Millisecond)
 			}
 			b.ReportMetric(pct(0.5), "p50-late-ms")
 			b.ReportMetric(pct(0.99), "p99-late-ms")
 			b.ReportMetric(pct(1), "max-late-ms")
 		})
+	}
+}
+
+// clockWriterEnv makes the test binary a clock writer (see TestMain).
+const clockWriterEnv = "OAK_WATCHER_CLOCK_WRITER"
+
+// writeClock writes the wall clock (UnixNano, 8 bytes) to stdout every
+// 200 µs until stdout is closed.
+func writeClock() {
+	var stamp [8]byte
+	for {
+		binary.BigEndian.PutUint64(stamp[:], uint64(time.Now().UnixNano()))
+		if _, err := os.Stdout.Write(stamp[:]); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// clockReader starts a clock writer and a goroutine that reads its stamps;
+// the function it returns stops both and gives how late each stamp was
+// read, sorted.
+func clockReader(b *testing.B) func() []time.Duration {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), clockWriterEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var late []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var stamp [8]byte
+		for {
+			if _, err := io.ReadFull(out, stamp[:]); err != nil {
+				return
+			}
+			late = append(late, time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(stamp[:])))))
+		}
+	}()
+	return func() []time.Duration {
+		_ = cmd.Process.Kill()
+		<-done
+		_ = cmd.Wait()
+		if len(late) == 0 {
+			b.Fatal("no clock stamps read")
+		}
+		slices.Sort(late)
+		return late
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"runtime"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
@@ -14,11 +14,26 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// yieldEvery is how many listed apps the decoder handles between two
-// runtime.Gosched calls: on a DNS server's single core a resync then
-// delays a query by a fraction of a millisecond, not by the 10 ms
-// scheduler slice.
-const yieldEvery = 64
+// pacer pauses a resync's loop every stride steps (a fraction of a
+// millisecond of work), leaving the core to the goroutines the network has
+// woken, such as DNS queries: a runtime.Gosched would not, since the
+// scheduler polls the network only when no goroutine is runnable, or
+// every 10 ms (BenchmarkResyncDelay).
+type pacer struct {
+	stride, n int
+}
+
+// Strides: list elements (hashed, walked or decoded), and map updates.
+const (
+	elementStride = 64
+	mapStride     = 1024
+)
+
+func (p *pacer) step() {
+	if p.n++; p.n%p.stride == 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
 
 // errNoAppsArray is the error of a body that is not one object with one
 // "apps" array, which go-marathon would take as an empty list.
@@ -178,10 +193,9 @@ func decodeAppArray(dec *jsontext.Decoder, index *printIndex, size int) ([]liste
 		return nil, fmt.Errorf(`parse apps: "apps" is %v, not an array`, tok.Kind())
 	}
 	list := make([]listedApp, 0, size)
+	pace := pacer{stride: elementStride}
 	for i := 0; dec.PeekKind() != ']'; i++ {
-		if i%yieldEvery == yieldEvery-1 {
-			runtime.Gosched()
-		}
+		pace.step()
 		raw, err := dec.ReadValue()
 		if err != nil {
 			return nil, fmt.Errorf("parse apps: element %d: %w", i, err)

@@ -180,10 +180,13 @@ func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 // catalog parses the labels of changed apps only.
 func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []string, commit func()) {
 	clear(k.listed)
+	pace := pacer{stride: mapStride}
 	for i := range list {
+		pace.step()
 		k.listed[list[i].id] = i
 	}
 	for i := range list {
+		pace.step()
 		item := &list[i]
 		if k.listed[item.id] != i || item.app == nil {
 			continue
@@ -194,6 +197,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		upserts = append(upserts, *item.app)
 	}
 	for id := range k.apps {
+		pace.step()
 		if _, ok := k.listed[id]; !ok {
 			removes = append(removes, id)
 		}
@@ -201,6 +205,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 	return upserts, removes, func() {
 		k.commit(upserts, removes)
 		for _, i := range k.listed {
+			pace.step()
 			if item := &list[i]; !item.sameRaw {
 				k.prints.record(item)
 			}
