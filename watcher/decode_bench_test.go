@@ -63,7 +63,7 @@ func BenchmarkDecodeCandidates(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		k.reset(first)
+		k.follow(nil, testPolicy(b), first)
 		unchanged := k.prints
 		cands := []struct {
 			name string

@@ -96,7 +96,7 @@ func TestLeanDecodeMatchesGoMarathon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k.reset(first)
+			k.follow(nil, testPolicy(t), first)
 			again, err := decodeApps(bytes.NewReader(body), k.prints)
 			if err != nil {
 				t.Fatal(err)

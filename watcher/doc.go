@@ -28,7 +28,8 @@
 // the next snapshot instead of polling.
 //
 // A FileSource serves the same snapshots from a /v2/apps?embed=apps.tasks
-// dump on disk, for offline use, and reloads it when it changes.
+// dump on disk, for offline use, and reloads it when it changes, applying
+// the apps that changed as a full resync does.
 //
 // Both satisfy Source, which is what the CoreDNS plugin and the Nginx
 // controller read.

@@ -30,6 +30,7 @@ type FileSource struct {
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
+	known    *knownApps // owned by Run's goroutine
 
 	mu       sync.Mutex // guards the fields below
 	seen     fileStamp  // the version last read, good or bad
@@ -64,7 +65,7 @@ func NewFile(path string, p *catalog.Policy, log *slog.Logger, opts ...FileOptio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval}
+	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval, known: newKnownApps()}
 	for _, opt := range opts {
 		opt(f)
 	}
@@ -131,12 +132,18 @@ func (f *FileSource) poll() {
 	if unchanged {
 		return
 	}
-	apps, err := readApps(f.path)
+	current := f.snapshot.Load()
+	if current == nil {
+		f.known.prints.clear() // a build needs every app decoded
+	}
+	list, err := readApps(f.path, f.known.prints)
 	if err != nil {
 		f.fail(stamp, err)
 		return
 	}
-	f.snapshot.Store(catalog.Build(f.policy, apps))
+	if next := f.known.follow(current, f.policy, list); next != nil {
+		f.snapshot.Store(next)
+	}
 	f.ready.Store(true)
 	f.mu.Lock()
 	f.seen = stamp
@@ -144,7 +151,7 @@ func (f *FileSource) poll() {
 	f.lastErr = nil
 	f.loads++
 	f.mu.Unlock()
-	f.log.Info("marathon apps file loaded", "path", f.path, "apps", len(apps))
+	f.log.Info("marathon apps file loaded", "path", f.path, "apps", len(list))
 }
 
 // fail records a failed read. The stamp is remembered so that a bad file is
@@ -161,20 +168,21 @@ func (f *FileSource) fail(stamp fileStamp, err error) {
 	}
 }
 
-// readApps parses an apps dump. It wants exactly one JSON object with an
-// "apps" array: an empty or truncated file is an error, never an empty view.
-func readApps(path string) ([]catalog.App, error) {
+// readApps parses an apps dump, skipping the elements index holds. It
+// wants exactly one JSON object with an "apps" array: an empty or
+// truncated file is an error, never an empty view.
+func readApps(path string, index *printIndex) ([]listedApp, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
 	body := &limitedBody{r: file, left: maxListSize}
-	apps, err := parseApps(body)
+	list, err := decodeApps(body, index)
 	if body.left < 0 {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxListSize)
 	}
-	return apps, err
+	return list, err
 }
 
 // parseApps decodes a whole apps list.

@@ -131,6 +131,15 @@ func TestFileSource(t *testing.T) {
 	writeFile(t, path, appsBody("a", "b", "c"), -time.Minute)
 	waitFor(t, "reload", func() bool { return src.Snapshot().Stats().Apps == 3 })
 
+	// The same content again: read, and nothing to apply.
+	changed := src.Snapshot()
+	loads := src.Status().Syncs
+	writeFile(t, path, appsBody("a", "b", "c"), -30*time.Second)
+	waitFor(t, "reload of the same content", func() bool { return src.Status().Syncs > loads })
+	if src.Snapshot() != changed {
+		t.Error("an unchanged file published a new snapshot")
+	}
+
 	// Bad file: the last good snapshot stays, the error is reported.
 	good := src.Snapshot()
 	failures := src.Status().Failures

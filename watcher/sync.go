@@ -90,15 +90,8 @@ func (w *Watcher) fullSync(s *session) error {
 	if err != nil {
 		return fmt.Errorf("full sync: %w", err)
 	}
-	if current == nil {
-		w.publish(catalog.Build(w.cfg.Policy, appsOfList(list)))
-		w.known.reset(list)
-	} else {
-		upserts, removes, commit := w.known.resync(list)
-		if len(upserts) > 0 || len(removes) > 0 {
-			w.publish(current.Apply(upserts, removes))
-		}
-		commit()
+	if next := w.known.follow(current, w.cfg.Policy, list); next != nil {
+		w.publish(next)
 	}
 	w.synced("full", len(list), start)
 	return nil

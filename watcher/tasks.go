@@ -213,13 +213,24 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 	}
 }
 
-// reset makes a full list the known state from scratch, for a snapshot
-// built from it alone.
-func (k *knownApps) reset(list []listedApp) {
-	clear(k.apps)
-	k.prints.clear()
-	_, _, commit := k.resync(list)
-	commit()
+// follow returns the snapshot that follows a full list, and makes the list
+// the known state: a build of the list when there is no current snapshot
+// (the list must then be decoded whole), else current with the apps that
+// changed applied, or nil when none did.
+func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, list []listedApp) *catalog.Snapshot {
+	if current == nil {
+		clear(k.apps)
+		k.prints.clear()
+		_, _, commit := k.resync(list)
+		commit()
+		return catalog.Build(policy, appsOfList(list))
+	}
+	upserts, removes, commit := k.resync(list)
+	defer commit()
+	if len(upserts) == 0 && len(removes) == 0 {
+		return nil
+	}
+	return current.Apply(upserts, removes)
 }
 
 // sameApp reports whether a and b hold the same data (TestSameAppFields
