@@ -20,7 +20,9 @@ FUZZ_TARGETS := \
 	./ipam:FuzzParseAppID \
 	./ipam:FuzzDecodeAllocationRequest \
 	./ipam:FuzzDecodeAppDefinition \
-	./ipam:FuzzReadSpec
+	./ipam:FuzzReadSpec \
+	./watcher:FuzzLeanDecode \
+	./watcher:FuzzFingerprint
 
 .PHONY: build test unit fuzz lint demo screenshot bench bench-go bench-dns bench-nginx bench-ipam
 

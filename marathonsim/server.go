@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,8 +25,9 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the Server starts
 
-	events *broker
-	faults faultState
+	events    *broker
+	faults    faultState
+	fullLists atomic.Int64 // see Stats
 
 	mu          sync.Mutex
 	closed      bool

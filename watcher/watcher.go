@@ -20,7 +20,7 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultResync         = 30 * time.Second
+	DefaultResync         = 5 * time.Minute
 	DefaultBatchWindow    = 15 * time.Millisecond
 	DefaultMaxPartial     = 256
 	DefaultRetryMin       = 250 * time.Millisecond
@@ -43,7 +43,7 @@ type Config struct {
 	Password  string   // basic auth password (optional)
 	Token     string   // DC/OS token (optional)
 	Policy    *catalog.Policy
-	Resync    time.Duration // periodic full resync, default 30s
+	Resync    time.Duration // periodic full resync, default 5m (README: what it costs Marathon)
 	Logger    *slog.Logger  // nil = discard
 
 	// BatchWindow is how long the first dirty mark waits for more before
@@ -74,8 +74,10 @@ type Watcher struct {
 	pending   *dirtySet
 	known     *knownApps  // owned by the sync loop (step); never read elsewhere
 	problems  *problemLog // owned by the sync loop, which publishes
-	status    statusBook
-	started   atomic.Bool
+	// listMember is the member that last answered a full list (sync loop).
+	listMember int
+	status     statusBook
+	started    atomic.Bool
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
