@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"fmt"
+	"os"
+
 	marathon "github.com/gambol99/go-marathon"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 	goccy "github.com/goccy/go-json"
 	"github.com/oakdns/oak/catalog"
-	"os"
 )
 
 // realisticBody is n copies of the recorded Marathon 1.5 app (its id and
