@@ -24,6 +24,7 @@ type adminRequest struct {
 // everything but GET state is POST:
 //
 //	GET  /_sim/state                      State
+//	GET  /_sim/stats                      Stats
 //	POST /_sim/drop-streams               {"dropped":N}
 //	POST /_sim/refuse-streams?on=true|false
 //	POST /_sim/fail-rest?n=N[&status=503][&ping=true]
@@ -34,8 +35,12 @@ type adminRequest struct {
 //	POST /_sim/task/kill?task=ID[&message=...]
 //	POST /_sim/reset
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, op string) {
-	if op == "state" {
+	switch op {
+	case "state":
 		writeJSON(w, http.StatusOK, s.State())
+		return
+	case "stats":
+		writeJSON(w, http.StatusOK, s.Stats())
 		return
 	}
 	if r.Method != http.MethodPost {

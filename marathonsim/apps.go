@@ -385,6 +385,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 			e.lastFailure = true
 		}
 	}
+	if e.tasks {
+		defer s.fullLists.Add(1) // once answered
+	}
 	sel, err := parseSelector(q.Get("label"))
 	if err != nil {
 		writeError(w, &apiError{http.StatusBadRequest, map[string]string{"message": "Invalid label selector: " + err.Error()}})

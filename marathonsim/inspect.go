@@ -64,6 +64,16 @@ func (s *Server) State() State {
 	return st
 }
 
+// Stats counts what clients asked of the simulator (GET /_sim/stats).
+type Stats struct {
+	// FullLists is the GET /v2/apps requests with embed=apps.tasks
+	// answered: a watcher's full resyncs.
+	FullLists int64 `json:"fullLists"`
+}
+
+// Stats returns the request counts.
+func (s *Server) Stats() Stats { return Stats{FullLists: s.fullLists.Load()} }
+
 // Streams returns the number of connected event stream clients.
 func (s *Server) Streams() int { return s.events.count() }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +25,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the Server starts
 
-	events *broker
-	faults faultState
-	docker *dockerRuntime // nil unless Options.Docker: tasks are data only
+	events    *broker
+	faults    faultState
+	fullLists atomic.Int64   // see Stats
+	docker    *dockerRuntime // nil unless Options.Docker: tasks are data only
 
 	mu          sync.Mutex
 	closed      bool

@@ -94,3 +94,29 @@ func TestFixedIP(t *testing.T) {
 		t.Fatalf("tasks %s", out)
 	}
 }
+
+// TestStatsCountFullLists: /_sim/stats counts the answered apps lists that
+// embed tasks (a watcher's full resyncs), and nothing else.
+func TestStatsCountFullLists(t *testing.T) {
+	f := start(t, Options{StagingDelay: -1, Apps: []byte(`{"apps":[{"id":"/web","instances":1}]}`)})
+	for _, path := range []string{"/v2/apps?embed=apps.tasks", "/v2/apps", "/v2/apps/web?embed=app.tasks", "/v2/apps?embed=apps.tasks&embed=apps.tasks"} {
+		resp, err := http.Get(f.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get(f.srv.URL + "/_sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.FullLists != 2 {
+		t.Errorf("fullLists = %d, want 2", st.FullLists)
+	}
+}

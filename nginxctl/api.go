@@ -9,10 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Register adds the controller's HTTP API to mux: /healthz, /metrics,
-// /v1/views and /v1/rejections. Other parts of the binary (the IP pool)
-// register on the same mux.
+// Register adds the controller's HTTP API to mux: the status page (/),
+// /healthz, /metrics, /v1/views and /v1/rejections. Other parts of the
+// binary (the IP pool) register on the same mux.
 func (c *Controller) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", c.serveStatus)
 	mux.HandleFunc("GET /healthz", c.serveHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/views", c.serveView)
@@ -82,8 +83,8 @@ func (c *Controller) View(env string) EnvView {
 		env = st.model.DefaultEnv
 	}
 	out := EnvView{Env: env, Generation: st.generation, Note: st.note, VHosts: []VHostView{}, Names: []NameView{}}
-	if st.names != nil {
-		out.Names = st.names(env)
+	if st.snapshot != nil {
+		out.Names = namesOf(st.snapshot, env)
 	}
 	if !st.appliedAt.IsZero() {
 		out.Applied = &st.appliedAt

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/internal/poll"
 )
 
@@ -28,13 +30,13 @@ type Source interface {
 	Watch(ctx context.Context, changed func())
 }
 
-// View is one model with the apps the catalog refused, and what the DNS
-// names resolve to for a client of each env (for /v1/views; nil when the
-// source has no names).
+// View is one model with the apps the catalog refused, and the catalog
+// snapshot it was built from: /v1/views asks it for the DNS names and the
+// status page for every cell (nil when the source has no catalog).
 type View struct {
 	Model    Model
 	Rejected []Rejection
-	Names    func(env string) []NameView
+	Snapshot *catalog.Snapshot
 }
 
 // ConfigApplier makes rendered configs live; *Applier is the one for a
@@ -51,6 +53,7 @@ type Options struct {
 	Render  RenderOptions
 	Domains Domains // empty: every host
 	Logger  *slog.Logger
+	Pool    PoolStats // the IP pool the status page shows; nil: none
 
 	WaitMin, WaitMax   time.Duration // batching window; defaults 1s, 5s
 	RetryMin, RetryMax time.Duration // backoff after a failed apply; defaults 1s, 30s
@@ -86,12 +89,15 @@ type Controller struct {
 // state is what the API reports; replaced whole after every sync.
 type state struct {
 	model      Model
-	names      func(env string) []NameView
+	snapshot   *catalog.Snapshot // the catalog's view model was built from; nil before the first
 	rejected   []Rejection
-	generation string    // last generation verified live
-	appliedAt  time.Time // when it was verified
-	applyErr   error     // the last apply's error; nil after a success
-	note       string    // why the last sync applied nothing, if it did not
+	generation string              // last generation verified live
+	appliedAt  time.Time           // when it was verified
+	applyErr   error               // the last apply's error; nil after a success
+	note       string              // why the last sync applied nothing, if it did not
+	syncedAt   time.Time           // when the last sync with a view ran
+	result     string              // its result: a reload result label, "invalid" or "kept"
+	index      func() *statusIndex // the status page's lists of snapshot, built once on first use
 }
 
 // New returns a Controller that does nothing until Run.
@@ -181,7 +187,8 @@ func (c *Controller) sync(ctx context.Context) error {
 	c.metrics.validate.Observe(time.Since(start).Seconds())
 	rejected = slices.Concat(view.Rejected, rejected)
 	c.metrics.setRejected(rejected)
-	next := &state{model: model, names: view.Names, rejected: rejected, generation: prev.generation, appliedAt: prev.appliedAt}
+	next := &state{model: model, snapshot: view.Snapshot, rejected: rejected, generation: prev.generation, appliedAt: prev.appliedAt,
+		syncedAt: time.Now(), result: "invalid", index: sync.OnceValue(func() *statusIndex { return newStatusIndex(view.Snapshot) })}
 	if err != nil {
 		next.applyErr = err
 		c.state.Store(next)
@@ -200,7 +207,7 @@ func (c *Controller) sync(ctx context.Context) error {
 	live := c.opts.Applier.Live()
 	if model.Empty() && !bytes.Equal(live, cfg.Text) && liveGeneration(live) != waitingGeneration && len(live) > 0 {
 		next.note = "the view routes nothing; the live config is kept rather than emptied"
-		next.model = prev.model
+		next.model, next.result = prev.model, "kept"
 		c.state.Store(next)
 		c.log.Warn("refusing to replace a live config with an empty view")
 		return nil
@@ -215,17 +222,17 @@ func (c *Controller) sync(ctx context.Context) error {
 		}
 		c.metrics.reloads.WithLabelValues(result).Inc()
 		c.metrics.applyFailing.Set(1)
-		next.applyErr = err
+		next.applyErr, next.result = err, result
 		c.state.Store(next)
 		return err
 	}
 	c.metrics.applyFailing.Set(0)
 	c.metrics.routes.Set(float64(model.Routes()))
 	c.metrics.configBytes.Set(float64(len(cfg.Text)))
-	next.generation = cfg.Generation
+	next.generation, next.result = cfg.Generation, "unchanged"
 	if changed {
 		now := time.Now()
-		next.appliedAt = now
+		next.appliedAt, next.result = now, "ok"
 		c.metrics.reloads.WithLabelValues("ok").Inc()
 		c.metrics.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 		c.metrics.check.Observe(timing.Check.Seconds())

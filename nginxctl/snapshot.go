@@ -119,7 +119,7 @@ func (w *WatcherSource) View() (View, bool) {
 	for _, r := range s.Rejected() {
 		rejected = append(rejected, Rejection{Source: "app", App: r.AppID, Value: r.Label + "=" + r.Value, Reason: r.Reason})
 	}
-	return View{Model: FromSnapshot(s), Rejected: rejected, Names: func(env string) []NameView { return namesOf(s, env) }}, true
+	return View{Model: FromSnapshot(s), Rejected: rejected, Snapshot: s}, true
 }
 
 // Synced implements Source.

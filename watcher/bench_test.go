@@ -1,13 +1,20 @@
 package watcher
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,12 +199,11 @@ func BenchmarkChangeToSnapshot(b *testing.B) {
 }
 
 // BenchmarkFullResync measures one full resync of 10,000 apps and 30,000
-// tasks from the simulator through go-marathon: GET, decode, catalog.Build,
+// tasks from the simulator: GET, streaming decode, catalog.Build or Apply,
 // publish. The simulator runs in the same process, so its time and memory
 // are part of the figures: "sim-get-only" is the same GET by a plain HTTP
 // client (simulator + transfer), and "build-only" is catalog.Build of the
-// same apps; the rest is go-marathon (decode, and a regexp over the whole
-// body for its debug log, done even when the log is discarded).
+// same apps. cpu-ms/op is the process's CPU time (user + system) per op.
 func BenchmarkFullResync(b *testing.B) {
 	const apps, tasks = 10000, 3
 	body := appsJSON(apps, tasks)
@@ -213,11 +219,15 @@ func BenchmarkFullResync(b *testing.B) {
 	}()
 
 	// The first full sync builds the snapshot; later ones (the periodic
-	// resync, a reconnect) sync the current one to the list.
+	// resync, a reconnect) apply the apps that changed to the current one.
+	// "rest+sync" is a list where nothing changed (every element has the
+	// fingerprint it had); "rest+sync-decode-all" forgets the fingerprints
+	// first, so every app is decoded and compared, as for elements
+	// without one.
 	for _, tc := range []struct {
-		name  string
-		first bool
-	}{{"rest+build", true}, {"rest+sync", false}} {
+		name             string
+		first, forgetRaw bool
+	}{{"rest+build", true, false}, {"rest+sync", false, false}, {"rest+sync-decode-all", false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			w := newWatcher(b, []string{srv.URL}, nil)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -233,14 +243,19 @@ func BenchmarkFullResync(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				if tc.first {
 					w.snapshot.Store(nil)
+				}
+				if tc.forgetRaw {
+					w.known.prints.clear()
 				}
 				if err := w.fullSync(s); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 			st := w.Snapshot().Stats()
 			if st.Apps != apps || st.Tasks != apps*tasks {
 				b.Fatalf("stats %+v", st)
@@ -253,13 +268,15 @@ func BenchmarkFullResync(b *testing.B) {
 	b.Run("sim-get-only", func(b *testing.B) {
 		d := newDriver(b, srv.URL)
 		b.ReportAllocs()
+		cpu0 := cpuTime(b)
 		for b.Loop() {
 			d.call(http.MethodGet, "/v2/apps?embed=apps.tasks", nil)
 		}
+		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	})
 
 	b.Run("build-only", func(b *testing.B) {
-		list, err := parseApps(body)
+		list, err := parseApps(bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -321,4 +338,127 @@ func BenchmarkTaskChurn(b *testing.B) {
 	b.ReportMetric(n/issued.Seconds(), "kills/s")
 	b.ReportMetric(float64(counter.requests.Load()-requestsBefore)/n, "rest-req/kill")
 	b.ReportMetric(float64(w.Status().Syncs-syncsBefore)/n, "snapshots/kill")
+}
+
+// BenchmarkResyncDelay measures what a full resync of 10,000 apps does to
+// other goroutines on a single-core server (GOMAXPROCS=1, as bench-dns
+// runs CoreDNS): a child process writes its clock into a pipe every 200 µs,
+// and a goroutine here, woken by the network poller as a DNS query
+// goroutine is by its packet, records how late each stamp is read while
+// resyncs run back to back. The list comes from a static body, so no
+// simulator shares the core. "unchanged" lists the same bytes each time;
+// "volatile" alternates two lists that differ in a field oak does not read
+// in every task (as health check timestamps do in Marathon's); "decode-all"
+// forgets the fingerprints, so every app is decoded and compared; "idle"
+// sleeps 20 ms instead of resyncing: the lateness of the machine itself.
+func BenchmarkResyncDelay(b *testing.B) {
+	var bodies [2][]byte
+	bodies[0] = appsJSON(10000, 3)
+	bodies[1] = bytes.ReplaceAll(bodies[0], []byte(`"startedAt":"2017-07-19T17:35:15.654Z"`), []byte(`"startedAt":"2017-07-19T17:35:16.654Z"`))
+	var lists atomic.Int64
+	volatile := atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		body := bodies[0]
+		if volatile.Load() {
+			body = bodies[lists.Add(1)%2]
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	for _, name := range []string{"idle", "unchanged", "volatile", "decode-all"} {
+		b.Run(name, func(b *testing.B) {
+			volatile.Store(name == "volatile")
+			w := newWatcher(b, []string{srv.URL}, nil)
+			s := testSession(b, w)
+			if err := w.fullSync(s); err != nil {
+				b.Fatal(err)
+			}
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			late := clockReader(b)
+			for b.Loop() {
+				switch name {
+				case "idle":
+					time.Sleep(20 * time.Millisecond)
+					continue
+				case "decode-all":
+					w.known.prints.clear()
+				}
+				if err := w.fullSync(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+			stamps := late()
+			pct := func(p float64) float64 {
+				return float64(stamps[int(p*float64(len(stamps)-1))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(pct(0.5), "p50-late-ms")
+			b.ReportMetric(pct(0.99), "p99-late-ms")
+			b.ReportMetric(pct(1), "max-late-ms")
+		})
+	}
+}
+
+// clockWriterEnv makes the test binary a clock writer (see TestMain).
+const clockWriterEnv = "OAK_WATCHER_CLOCK_WRITER"
+
+// writeClock writes the wall clock (UnixNano, 8 bytes) to stdout every
+// 200 µs until stdout is closed.
+func writeClock() {
+	var stamp [8]byte
+	for {
+		binary.BigEndian.PutUint64(stamp[:], uint64(time.Now().UnixNano()))
+		if _, err := os.Stdout.Write(stamp[:]); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// clockReader starts a clock writer and a goroutine that reads its stamps;
+// the function it returns stops both and gives how late each stamp was
+// read, sorted.
+func clockReader(b *testing.B) func() []time.Duration {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), clockWriterEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var late []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var stamp [8]byte
+		for {
+			if _, err := io.ReadFull(out, stamp[:]); err != nil {
+				return
+			}
+			late = append(late, time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(stamp[:])))))
+		}
+	}()
+	return func() []time.Duration {
+		_ = cmd.Process.Kill()
+		<-done
+		_ = cmd.Wait()
+		if len(late) == 0 {
+			b.Fatal("no clock stamps read")
+		}
+		slices.Sort(late)
+		return late
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far (the simulator's
+// included, as it runs in the process).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -9,10 +9,12 @@
 // dead task), which spares a REST request per task change. A storm of events
 // is coalesced into a bounded number of requests and one snapshot per batch,
 // and turns into one full resync when too many apps are dirty. A full
-// resync (GET /v2/apps?embed=apps.tasks, applied to the current snapshot
-// with catalog's Sync) happens at start-up after the event stream is attached, on every stream
-// (re)connection, on a period, on demand, and after REST errors once
-// Marathon answers again. When Marathon is unreachable the last snapshot is
+// resync (GET /v2/apps?embed=apps.tasks) happens at start-up after the
+// event stream is attached, on every stream (re)connection, on a period,
+// on demand, and after REST errors once Marathon answers again. Its body
+// is read as a stream, without go-marathon: an app whose list element has
+// the bytes or the fingerprint (what oak reads of it) it was last listed
+// with is not decoded, and only apps that changed reach the catalog. When Marathon is unreachable the last snapshot is
 // kept: an error never publishes an empty view.
 //
 // REST goes through go-marathon v0.7.1 with an *http.Client whose
@@ -26,7 +28,8 @@
 // consumer wait for the next snapshot instead of polling.
 //
 // A FileSource serves the same snapshots from a /v2/apps?embed=apps.tasks
-// dump on disk, for offline use, and reloads it when it changes.
+// dump on disk, for offline use, and reloads it when it changes, applying
+// the apps that changed as a full resync does.
 //
 // Both satisfy Source, which is what the CoreDNS plugin and the Nginx
 // controller read.

@@ -174,16 +174,6 @@ func TestDirtySet(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	const lo, hi = 250 * 1e6, 10 * 1e9
-	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff(attempt, lo, hi)
-		if d < lo/2 || d > hi {
-			t.Errorf("backoff(%d) = %v, outside [%v, %v]", attempt, d, lo/2, hi)
-		}
-	}
-}
-
 func stepFor(app string) *marathon.StepActions {
 	s := &marathon.StepActions{}
 	s.Actions = append(s.Actions, struct {

@@ -1,9 +1,7 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,17 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	marathon "github.com/gambol99/go-marathon"
-
 	"github.com/oakdns/oak/catalog"
 )
 
 // DefaultFileInterval is how often a FileSource looks at its file.
 const DefaultFileInterval = 5 * time.Second
-
-// maxFileSize bounds what a FileSource reads; a real dump of 10,000 apps
-// is tens of megabytes.
-const maxFileSize = 512 << 20
 
 // FileSource serves snapshots from a Marathon apps dump on disk (the body of
 // GET /v2/apps?embed=apps.tasks, {"apps":[...]}), for offline use. It
@@ -39,6 +31,7 @@ type FileSource struct {
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
+	known    *knownApps // owned by Run's goroutine
 
 	mu       sync.Mutex // guards the fields below
 	seen     fileStamp  // the version last read, good or bad
@@ -73,7 +66,7 @@ func NewFile(path string, p *catalog.Policy, log *slog.Logger, opts ...FileOptio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval, problems: newProblemLog(log)}
+	f := &FileSource{path: path, policy: p, log: log, interval: DefaultFileInterval, problems: newProblemLog(log), known: newKnownApps()}
 	for _, opt := range opts {
 		opt(f)
 	}
@@ -140,14 +133,19 @@ func (f *FileSource) poll() {
 	if unchanged {
 		return
 	}
-	apps, err := readApps(f.path)
+	current := f.snapshot.Load()
+	if current == nil {
+		f.known.prints.clear() // a build needs every app decoded
+	}
+	list, err := readApps(f.path, f.known.prints)
 	if err != nil {
 		f.fail(stamp, err)
 		return
 	}
-	snapshot := catalog.Build(f.policy, apps)
-	f.problems.report(snapshot)
-	f.snapshot.Store(snapshot)
+	if next := f.known.follow(current, f.policy, list); next != nil {
+		f.problems.report(next)
+		f.snapshot.Store(next)
+	}
 	f.ready.Store(true)
 	f.mu.Lock()
 	f.seen = stamp
@@ -155,7 +153,7 @@ func (f *FileSource) poll() {
 	f.lastErr = nil
 	f.loads++
 	f.mu.Unlock()
-	f.log.Info("marathon apps file loaded", "path", f.path, "apps", len(apps))
+	f.log.Info("marathon apps file loaded", "path", f.path, "apps", len(list))
 }
 
 // fail records a failed read. The stamp is remembered so that a bad file is
@@ -176,37 +174,28 @@ func (f *FileSource) fail(stamp fileStamp, err error) {
 	}
 }
 
-// readApps parses an apps dump. It wants exactly one JSON object with an
-// "apps" array: an empty or truncated file is an error, never an empty view.
-func readApps(path string) ([]catalog.App, error) {
+// readApps parses an apps dump, skipping the elements index holds. It
+// wants exactly one JSON object with an "apps" array: an empty or
+// truncated file is an error, never an empty view.
+func readApps(path string, index *printIndex) ([]listedApp, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
-	body, err := io.ReadAll(io.LimitReader(file, maxFileSize+1))
+	body := &limitedBody{r: file, left: maxListSize}
+	list, err := decodeApps(body, index)
+	if body.left < 0 {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxListSize)
+	}
+	return list, err
+}
+
+// parseApps decodes a whole apps list.
+func parseApps(r io.Reader) ([]catalog.App, error) {
+	list, err := decodeApps(r, nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileSize)
-	}
-	return parseApps(body)
-}
-
-func parseApps(body []byte) ([]catalog.App, error) {
-	var dump struct {
-		Apps *[]marathon.Application `json:"apps"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&dump); err != nil {
-		return nil, fmt.Errorf("parse apps: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("parse apps: data after the JSON object")
-	}
-	if dump.Apps == nil {
-		return nil, errors.New(`parse apps: no "apps" array`)
-	}
-	return appsOf(*dump.Apps), nil
+	return appsOfList(list), nil
 }

@@ -83,7 +83,7 @@ func TestParseApps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apps, err := parseApps([]byte(tt.body))
+			apps, err := parseApps(strings.NewReader(tt.body))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -130,6 +130,15 @@ func TestFileSource(t *testing.T) {
 	// Change.
 	writeFile(t, path, appsBody("a", "b", "c"), -time.Minute)
 	waitFor(t, "reload", func() bool { return src.Snapshot().Stats().Apps == 3 })
+
+	// The same content again: read, and nothing to apply.
+	changed := src.Snapshot()
+	loads := src.Status().Syncs
+	writeFile(t, path, appsBody("a", "b", "c"), -30*time.Second)
+	waitFor(t, "reload of the same content", func() bool { return src.Status().Syncs > loads })
+	if src.Snapshot() != changed {
+		t.Error("an unchanged file published a new snapshot")
+	}
 
 	// Bad file: the last good snapshot stays, the error is reported.
 	good := src.Snapshot()

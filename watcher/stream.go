@@ -42,7 +42,7 @@ func (w *Watcher) runStream(ctx context.Context, client *http.Client) {
 	mapper := newEventMapper()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if !poll.Sleep(ctx, backoff(attempt, w.cfg.RetryMin, w.cfg.RetryMax)) {
+			if !poll.Sleep(ctx, poll.Backoff(attempt, w.cfg.RetryMin, w.cfg.RetryMax)) {
 				return
 			}
 			if len(w.cfg.Endpoints) > 1 && (!pinned || w.status.streamDownFor(time.Now()) >= w.cfg.StreamFailover) {

@@ -3,7 +3,6 @@ package watcher
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -48,28 +47,23 @@ func (w *Watcher) partialTooBig(n int) bool {
 	return n > fetchParallelism && 2*n > stats.Apps+stats.Rejected
 }
 
-// fullSync lists every app with its tasks and publishes a snapshot built
-// from the list alone, so that apps and tasks missing from it disappear.
+// fullSync lists every app with its tasks and publishes a snapshot that
+// follows the list alone, so that apps and tasks missing from it
+// disappear. The first sync builds; later ones apply the apps that changed.
 func (w *Watcher) fullSync(s *session) error {
 	start := time.Now()
-	list, err := s.client.Applications(url.Values{"embed": []string{"apps.tasks"}})
+	current := w.snapshot.Load()
+	if current == nil {
+		w.known.prints.clear() // a build needs every app decoded
+	}
+	list, err := w.listApps(s, w.known.prints)
 	if err != nil {
 		return fmt.Errorf("full sync: %w", err)
 	}
-	if list == nil {
-		return errors.New("full sync: empty response")
+	if next := w.known.follow(current, w.cfg.Policy, list); next != nil {
+		w.publish(next)
 	}
-	apps := appsOf(list.Apps)
-	// The first sync builds; later ones keep what did not change.
-	var snapshot *catalog.Snapshot
-	if current := w.snapshot.Load(); current != nil {
-		snapshot = current.Sync(apps)
-	} else {
-		snapshot = catalog.Build(w.cfg.Policy, apps)
-	}
-	w.publish(snapshot)
-	w.known.reset(apps)
-	w.synced("full", len(list.Apps), start)
+	w.synced("full", len(list), start)
 	return nil
 }
 

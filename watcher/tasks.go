@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -149,30 +150,100 @@ func (t *tombstones) has(id string) bool {
 // only ever see the immutable snapshots built from it. Applications in it
 // are never modified: a change copies the app and its task list.
 type knownApps struct {
-	apps map[string]catalog.App
-	dead *tombstones
+	apps   map[string]catalog.App
+	dead   *tombstones
+	prints *printIndex    // fingerprints of the list elements the apps are known from
+	listed map[string]int // scratch of resync: app id -> its last element
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones)}
-}
-
-// reset replaces every known app with a full list.
-func (k *knownApps) reset(list []catalog.App) {
-	k.apps = make(map[string]catalog.App, len(list))
-	for _, a := range list {
-		k.apps[a.ID] = a
-	}
+	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}}
 }
 
 // commit records the result of a published batch.
 func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 	for _, a := range upserts {
 		k.apps[a.ID] = a
+		k.prints.forget(a.ID)
 	}
 	for _, id := range removes {
 		delete(k.apps, id)
+		k.prints.forget(id)
 	}
+}
+
+// resync compares a full list with the known apps: it returns the apps
+// that differ (the last element of each id, as catalog.Build keeps it) and
+// the ids no longer listed, and, with commit, makes the list the known
+// state. An element with the fingerprint the app was last listed with is
+// the same without a decode, and equal apps are not passed on, so the
+// catalog parses the labels of changed apps only.
+func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []string, commit func()) {
+	clear(k.listed)
+	pace := pacer{stride: mapStride}
+	for i := range list {
+		pace.step()
+		k.listed[list[i].id] = i
+	}
+	for i := range list {
+		pace.step()
+		item := &list[i]
+		if k.listed[item.id] != i || item.app == nil {
+			continue
+		}
+		if old, ok := k.apps[item.id]; ok && sameApp(&old, item.app) {
+			continue
+		}
+		upserts = append(upserts, *item.app)
+	}
+	for id := range k.apps {
+		pace.step()
+		if _, ok := k.listed[id]; !ok {
+			removes = append(removes, id)
+		}
+	}
+	return upserts, removes, func() {
+		k.commit(upserts, removes)
+		for _, i := range k.listed {
+			pace.step()
+			if item := &list[i]; !item.sameRaw {
+				k.prints.record(item)
+			}
+		}
+	}
+}
+
+// follow returns the snapshot that follows a full list, and makes the list
+// the known state: a build of the list when there is no current snapshot
+// (the list must then be decoded whole), else current with the apps that
+// changed applied, or nil when none did.
+func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, list []listedApp) *catalog.Snapshot {
+	if current == nil {
+		clear(k.apps)
+		k.prints.clear()
+		_, _, commit := k.resync(list)
+		commit()
+		return catalog.Build(policy, appsOfList(list))
+	}
+	upserts, removes, commit := k.resync(list)
+	defer commit()
+	if len(upserts) == 0 && len(removes) == 0 {
+		return nil
+	}
+	return current.Apply(upserts, removes)
+}
+
+// sameApp reports whether a and b hold the same data (TestSameAppFields
+// keeps it in step with catalog.App's fields).
+func sameApp(a, b *catalog.App) bool {
+	return a.ID == b.ID && a.Version == b.Version && a.ConfigChange == b.ConfigChange &&
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Ports, b.Ports) && a.DockerIP == b.DockerIP &&
+		a.HealthChecks == b.HealthChecks && slices.EqualFunc(a.Tasks, b.Tasks, sameTask)
+}
+
+func sameTask(a, b catalog.Task) bool {
+	return a.ID == b.ID && a.State == b.State && a.Host == b.Host &&
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Health, b.Health)
 }
 
 // bury remembers the dead tasks of updates that are otherwise dropped (a

@@ -189,7 +189,7 @@ func TestKnownAppsPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newKnownApps()
-			k.reset(tt.known)
+			k.commit(tt.known, nil)
 			original := taskIPs(tt.known[0])
 			var refetch []string
 			var changed []catalog.App

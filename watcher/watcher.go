@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,7 +19,7 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultResync         = 30 * time.Second
+	DefaultResync         = 5 * time.Minute
 	DefaultBatchWindow    = 15 * time.Millisecond
 	DefaultMaxPartial     = 256
 	DefaultRetryMin       = 250 * time.Millisecond
@@ -43,7 +42,7 @@ type Config struct {
 	Password  string   // basic auth password (optional)
 	Token     string   // DC/OS token (optional)
 	Policy    *catalog.Policy
-	Resync    time.Duration // periodic full resync, default 30s
+	Resync    time.Duration // periodic full resync, default 5m (README: what it costs Marathon)
 	Logger    *slog.Logger  // nil = discard
 
 	// BatchWindow is how long the first dirty mark waits for more before
@@ -74,8 +73,10 @@ type Watcher struct {
 	pending   *dirtySet
 	known     *knownApps  // owned by the sync loop (step); never read elsewhere
 	problems  *problemLog // owned by the sync loop, which publishes
-	status    statusBook
-	started   atomic.Bool
+	// listMember is the member that last answered a full list (sync loop).
+	listMember int
+	status     statusBook
+	started    atomic.Bool
 
 	snapshot atomic.Pointer[catalog.Snapshot]
 	ready    atomic.Bool
@@ -269,7 +270,9 @@ func (w *Watcher) loop(ctx context.Context, s *session) {
 		failures++
 		w.status.failure(err)
 		w.pending.mark(nil, true) // whatever failed, a full resync covers it
-		delay := backoff(failures, w.cfg.RetryMin, w.cfg.RetryMax)
+		// go-marathon answers ErrMarathonDown without a request until its own
+		// /ping loop (every 5 s) revives a member, so early retries are cheap.
+		delay := poll.Backoff(failures, w.cfg.RetryMin, w.cfg.RetryMax)
 		w.log.Warn(w.failureMessage(), "err", err, "attempt", failures, "retry_in", delay.Round(time.Millisecond))
 		retry.Reset(delay)
 		backingOff = true
@@ -282,19 +285,6 @@ func (w *Watcher) failureMessage() string {
 		return "marathon sync failed; no view yet, nothing is served until a sync succeeds"
 	}
 	return "marathon sync failed; keeping the last view"
-}
-
-// backoff is exponential from lo, capped at hi, with jitter in [d/2, d]
-// so that many watchers do not retry in step. go-marathon answers
-// ErrMarathonDown without a request until its own /ping loop (every 5 s)
-// revives a member, so retries before that are cheap.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
 }
 
 func (w *Watcher) streamUp() {

@@ -322,8 +322,19 @@ func serve(ctx context.Context, cfg config) error {
 		return err
 	}
 	registry := prometheus.NewRegistry()
+	var pool *ipam.Pool
+	var poolAPI http.Handler
+	var poolStats nginxctl.PoolStats // stays nil without a pool: a nil *ipam.Pool in it would not be
+	if withPool {
+		if pool, poolAPI, err = runPool(cfg, pcfg, registry, log); err != nil {
+			return err
+		}
+		defer pool.Close()
+		poolStats = pool
+	}
 	ctl, err := nginxctl.New(nginxctl.Options{
 		Registry:   registry,
+		Pool:       poolStats,
 		Source:     &nginxctl.WatcherSource{Source: src},
 		Applier:    nginxctl.NewApplier(nginx, nginxctl.SignalReloader{Nginx: nginx}, cfg.render.Control, cfg.verifyAfter),
 		Render:     cfg.render,
@@ -338,13 +349,7 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	mux := http.NewServeMux()
 	ctl.Register(mux)
-	var pool *ipam.Pool
-	if withPool {
-		var poolAPI http.Handler
-		if pool, poolAPI, err = runPool(cfg, pcfg, registry, log); err != nil {
-			return err
-		}
-		defer pool.Close()
+	if pool != nil {
 		for _, pattern := range []string{"/v1/allocations", "/v1/allocations/", "/v1/pools", "/v1/apps"} {
 			mux.Handle(pattern, poolAPI)
 		}

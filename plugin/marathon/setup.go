@@ -16,6 +16,7 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	"github.com/oakdns/oak/catalog"
+	"github.com/oakdns/oak/watcher"
 )
 
 const pluginName = "marathon"
@@ -24,7 +25,7 @@ const pluginName = "marathon"
 const (
 	defaultTTL    = 5
 	maxTTL        = 3600
-	defaultResync = 30 * time.Second
+	defaultResync = watcher.DefaultResync
 )
 
 var log = clog.NewWithPlugin(pluginName)

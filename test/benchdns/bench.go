@@ -36,6 +36,9 @@ type measurement struct {
 	cpu    time.Duration // server CPU time (user+sys) during the run
 	wall   time.Duration
 	churn  *churnResult
+	// resyncs is the full lists the simulator answered during the run:
+	// marathon's full resyncs.
+	resyncs int
 }
 
 // cpuShare is the share of one CPU the server got during the run.
@@ -107,24 +110,25 @@ func run(ctx context.Context, cfg config, t tools) error {
 		return err
 	}
 
-	pprofAddrs := map[string]string{}
 	if cfg.profile != "" {
 		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
 			return err
 		}
-		// Both servers get the pprof plugin, so its cost is the same on each.
-		for _, name := range []string{"hosts", "marathon"} {
-			p, err := ports.Free()
-			if err != nil {
-				return err
-			}
-			pprofAddrs[name] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	// Both servers get the pprof plugin (its own listener, nothing on the
+	// query path), for CPU profiles and the heap figures.
+	pprofAddrs := map[string]string{}
+	for _, name := range []string{"hosts", "marathon"} {
+		p, err := ports.Free()
+		if err != nil {
+			return err
 		}
+		pprofAddrs[name] = fmt.Sprintf("127.0.0.1:%d", p)
 	}
 	corefiles := map[string]string{
 		"hosts": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    hosts %s\n}\n", zone, pprofLine(pprofAddrs["hosts"]), files["hosts"]),
-		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n    }\n}\n",
-			zone, pprofLine(pprofAddrs["marathon"]), simURL, defaultEnv, defaultEnv),
+		"marathon": fmt.Sprintf("%s {\n    bind 127.0.0.1\n%s    marathon {\n        endpoint %s\n        resync %s\n        default_env %s\n        fallback feature-* %s\n        env_from_client\n        ip_allow loopback\n    }\n}\n",
+			zone, pprofLine(pprofAddrs["marathon"]), simURL, cfg.resync, defaultEnv, defaultEnv),
 	}
 	servers := map[string]*server{}
 	for _, name := range []string{"hosts", "marathon"} {
@@ -150,6 +154,10 @@ func run(ctx context.Context, cfg config, t tools) error {
 		}
 	}
 	logf("both servers answer (marathon's first full sync of %d apps within %s)", len(topo.apps), time.Since(syncStart).Round(time.Millisecond))
+	firstMem, err := readMemory(ctx, servers, simURL)
+	if err != nil {
+		return err
+	}
 	if err := checkAnswers(ctx, servers, topo, mix, true); err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		}
 		l.rate, l.verbose = opt.rate, opt.rate > 0
 		profDone := make(chan error, 1)
-		if opt.profile != "" && s.pprof != "" {
+		if opt.profile != "" && cfg.profile != "" {
 			go func() {
 				profDone <- fetchProfile(ctx, s.pprof, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
 			}()
@@ -177,6 +185,10 @@ func run(ctx context.Context, cfg config, t tools) error {
 			profDone <- nil
 		}
 		cpu0, err := cpuTime(s.proc.Cmd.Process.Pid)
+		if err != nil {
+			return measurement{}, err
+		}
+		lists0, err := fullLists(ctx, simURL)
 		if err != nil {
 			return measurement{}, err
 		}
@@ -190,13 +202,17 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return measurement{}, err
 		}
+		lists1, err := fullLists(ctx, simURL)
+		if err != nil {
+			return measurement{}, err
+		}
 		if err := <-profDone; err != nil {
 			return measurement{}, fmt.Errorf("profile: %w", err)
 		}
 		if err := s.proc.exited(); err != nil {
 			return measurement{}, err
 		}
-		m := measurement{server: label, round: round, rate: opt.rate, res: res, cpu: cpu1 - cpu0, wall: wall}
+		m := measurement{server: label, round: round, rate: opt.rate, res: res, cpu: cpu1 - cpu0, wall: wall, resyncs: int(lists1 - lists0)}
 		logf("%-15s %s", label, m.summary())
 		return m, nil
 	}
@@ -216,12 +232,27 @@ func run(ctx context.Context, cfg config, t tools) error {
 	}
 	if cfg.latencyQPS > 0 {
 		for _, name := range []string{"hosts", "marathon"} {
-			m, err := measure(servers[name], name, 0, runOpts{duration: latencyRun, rate: cfg.latencyQPS})
+			m, err := measure(servers[name], name, 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS})
 			if err != nil {
 				return err
 			}
 			runs = append(runs, m)
 		}
+	}
+	// Memory after the idle runs, once marathon has made memResyncs full
+	// resyncs since its first sync.
+	if err := poll.Until(ctx, "marathon's resyncs", time.Duration(cfg.memResyncs+2)*cfg.resync+time.Minute, 100*time.Millisecond, func() error {
+		n, err := fullLists(ctx, simURL)
+		if err != nil || n >= firstMem.lists+int64(cfg.memResyncs) {
+			return err
+		}
+		return fmt.Errorf("%d full lists so far", n)
+	}); err != nil {
+		return err
+	}
+	lastMem, err := readMemory(ctx, servers, simURL)
+	if err != nil {
+		return err
 	}
 
 	if cfg.churnRate > 0 {
@@ -232,7 +263,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		runs = append(runs, ms...)
 	}
 
-	rep := newReport(cfg, topo, runs)
+	rep := newReport(cfg, topo, runs, []memorySample{firstMem, lastMem})
 	fmt.Print("\n" + rep.text())
 	if cfg.out != "" {
 		if err := os.WriteFile(cfg.out, []byte(rep.markdown()), 0o644); err != nil {
@@ -249,9 +280,6 @@ type runOpts struct {
 	rate             int    // dnsperf -Q and -v (latency percentiles); 0 = as fast as possible
 	profile          string // CPU profile file name, "" = none
 }
-
-// latencyRun is the length of the fixed-rate latency runs.
-const latencyRun = 5 * time.Second
 
 // measureChurn measures the marathon server while the churn driver changes
 // cfg.churnRate apps per second: a warm-up, the throughput run, then the
@@ -274,7 +302,7 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 	if err == nil {
 		runs = append(runs, m)
 		if cfg.latencyQPS > 0 {
-			m, err = measure(s, "marathon+churn", 0, runOpts{duration: latencyRun, rate: cfg.latencyQPS})
+			m, err = measure(s, "marathon+churn", 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS})
 			runs = append(runs, m)
 		}
 	}

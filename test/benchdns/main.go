@@ -49,6 +49,9 @@ type config struct {
 	loadCPU     string
 	profile     string
 	dumpApps    string
+	resync      time.Duration
+	latencyRun  time.Duration
+	memResyncs  int
 }
 
 func main() {
@@ -109,6 +112,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.serverCPU, "server-cpu", "0", "taskset CPU of the DNS servers")
 	fs.StringVar(&cfg.loadCPU, "load-cpu", "1", "taskset CPU of dnsperf, the simulator and this program")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU profiles of both servers (idle, round 1) and of marathon under churn into this directory")
+	fs.DurationVar(&cfg.resync, "resync", 5*time.Second, "the marathon plugin's full resync period (Corefile resync)")
+	fs.DurationVar(&cfg.latencyRun, "latency-run", 12*time.Second, "length of each fixed-rate latency run (whole seconds); long enough for two resyncs")
+	fs.IntVar(&cfg.memResyncs, "mem-resyncs", 20, "full resyncs after the first sync before both servers' heap and RSS are read")
 	fs.StringVar(&cfg.dumpApps, "dump-apps", "", "only write the generated /v2/apps?embed=apps.tasks body to this file and exit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -118,6 +124,10 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case cfg.duration < time.Second || cfg.duration%time.Second != 0:
 		return cfg, fmt.Errorf("-duration must be whole seconds, at least 1s")
+	case cfg.latencyRun < time.Second || cfg.latencyRun%time.Second != 0:
+		return cfg, fmt.Errorf("-latency-run must be whole seconds, at least 1s")
+	case cfg.resync <= 0 || cfg.memResyncs < 0:
+		return cfg, fmt.Errorf("-resync must be positive, -mem-resyncs not negative")
 	case cfg.warmup < 0 || cfg.warmup%time.Second != 0:
 		return cfg, fmt.Errorf("-warmup must be whole seconds")
 	case cfg.rounds < 1 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:

@@ -48,12 +48,13 @@ type report struct {
 	cfg  config
 	topo *topology
 	runs []measurement
+	mem  []memorySample
 	load string // /proc/loadavg at the end: other work on the machine
 }
 
-func newReport(cfg config, topo *topology, runs []measurement) *report {
+func newReport(cfg config, topo *topology, runs []measurement, mem []memorySample) *report {
 	load, _ := os.ReadFile("/proc/loadavg")
-	return &report{cfg: cfg, topo: topo, runs: runs, load: strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " ")}
+	return &report{cfg: cfg, topo: topo, runs: runs, mem: mem, load: strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " ")}
 }
 
 // mean of f over the throughput runs of server.
@@ -147,12 +148,13 @@ func verdict(f figure) string {
 }
 
 func (r *report) rows() [][]string {
-	rows := [][]string{{"server", "run", "QPS", "avg", "p50", "p90", "p99", "p99.9", "max", "lost", "NOERROR", "server CPU", "queries/CPU-s"}}
+	rows := [][]string{{"server", "run", "QPS", "avg", "p50", "p90", "p99", "p99.9", "max", "lost", "NOERROR", "server CPU", "queries/CPU-s", "resyncs in run"}}
 	for _, m := range r.runs {
 		rows = append(rows, []string{
 			m.server, m.kind(), fmt.Sprintf("%.0f", m.res.qps),
 			ms(m.res.avg), opt(m, m.res.p50), opt(m, m.res.p90), opt(m, m.res.p99), opt(m, m.res.p999), ms(m.res.max),
 			fmt.Sprint(m.res.lost), fmt.Sprintf("%.2f%%", 100*m.noerror()), fmt.Sprintf("%.0f%%", 100*m.cpuShare()), fmt.Sprintf("%.0f", m.perCPU()),
+			fmt.Sprint(m.resyncs),
 		})
 	}
 	return rows
@@ -161,11 +163,11 @@ func (r *report) rows() [][]string {
 func (r *report) setup() string {
 	return fmt.Sprintf("%d names in %d envs (%d integration, %d feature envs x %d); client %s (app of %s, env_from_client); "+
 		"queries alternate %d own-env names and %d fallback names; dnsperf -c %d -q %d, %s warm-up + %s per throughput run, "+
-		"percentiles from a %s run at a fixed -Q with -v; churn: %s at %d/s by %d go-marathon workers; "+
+		"percentiles from a %s run at a fixed -Q with -v; marathon resync every %s; churn: %s at %d/s by %d go-marathon workers; "+
 		"server taskset -c %s GOMAXPROCS=1; dnsperf, marathon-sim (GOMAXPROCS=1) and churn driver on CPU %s; %d CPUs (%s), load avg at end %s",
 		numApps, numEnvs, numIntegration, numFeature, appsPerFeature, r.topo.client, featureEnv(clientEnvIndex),
 		len(r.topo.own), len(r.topo.parent), r.cfg.clients, r.cfg.outstanding, r.cfg.warmup, r.cfg.duration,
-		latencyRun, r.cfg.churnOp, r.cfg.churnRate, r.cfg.workers,
+		r.cfg.latencyRun, r.cfg.resync, r.cfg.churnOp, r.cfg.churnRate, r.cfg.workers,
 		r.cfg.serverCPU, r.cfg.loadCPU, cpuCount(), runtime.GOARCH, r.load)
 }
 
@@ -192,6 +194,9 @@ func (r *report) text() string {
 	for _, f := range r.figures() {
 		fmt.Fprintf(&b, "%-48s %5.2f  (goal >= %.1f: %s)  %s\n", f.name, f.value, f.aim, verdict(f), f.note)
 	}
+	for _, line := range r.memoryLines() {
+		fmt.Fprintf(&b, "%s\n", line)
+	}
 	fmt.Fprintf(&b, "\nsetup: %s\n", r.setup())
 	return b.String()
 }
@@ -209,6 +214,10 @@ func (r *report) markdown() string {
 	b.WriteString("\n| figure | value | goal | |\n|---|---|---|---|\n")
 	for _, f := range r.figures() {
 		fmt.Fprintf(&b, "| %s | %.2f | >= %.1f (%s) | %s |\n", f.name, f.value, f.aim, verdict(f), f.note)
+	}
+	b.WriteString("\n")
+	for _, line := range r.memoryLines() {
+		fmt.Fprintf(&b, "- %s\n", line)
 	}
 	fmt.Fprintf(&b, "\nSetup: %s.\n", r.setup())
 	return b.String()
@@ -231,4 +240,22 @@ func cpuCount() int {
 		}
 	}
 	return n
+}
+
+// memoryLines gives each memory sample: both servers' heap in use and RSS,
+// and how many full resyncs marathon had made since its first sync.
+func (r *report) memoryLines() []string {
+	if len(r.mem) == 0 {
+		return nil
+	}
+	var out []string
+	for _, m := range r.mem {
+		line := fmt.Sprintf("memory after %d full resyncs since the first sync:", m.lists-r.mem[0].lists)
+		for _, name := range []string{"hosts", "marathon"} {
+			s := m.servers[name]
+			line += fmt.Sprintf(" %s heap in use %s, RSS %s;", name, mib(s.heapInuse), mib(s.rss))
+		}
+		out = append(out, strings.TrimSuffix(line, ";"))
+	}
+	return out
 }

@@ -43,7 +43,8 @@ func featureEnv(i int) string { return fmt.Sprintf("feature-%02d", i) }
 
 // appIP gives every app its own fixed address. The first app of feature env
 // i runs on 127.0.i.10, so that a process on loopback can send from it; all
-// others are data only (10.x, never contacted).
+// others are data only (10.x, never contacted). The Corefile allows
+// loopback fixed IPs (ip_allow loopback) for that.
 func appIP(global, env, k int) netip.Addr {
 	if env > 0 && k == 0 {
 		return netip.AddrFrom4([4]byte{127, 0, byte(env), 10})

@@ -1,0 +1,330 @@
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
+	"github.com/oakdns/oak/catalog"
+)
+
+// pacer pauses a resync's loop every stride steps (a fraction of a
+// millisecond of work), leaving the core to the goroutines the network has
+// woken, such as DNS queries: a runtime.Gosched would not, since the
+// scheduler polls the network only when no goroutine is runnable, or
+// every 10 ms (BenchmarkResyncDelay).
+type pacer struct {
+	stride, n int
+}
+
+// Strides: list elements (hashed, walked or decoded), and map updates.
+const (
+	elementStride = 64
+	mapStride     = 1024
+)
+
+func (p *pacer) step() {
+	if p.n++; p.n%p.stride == 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// errNoAppsArray is the error of a body that is not one object with one
+// "apps" array, which go-marathon would take as an empty list.
+var errNoAppsArray = errors.New(`parse apps: want one object with one "apps" array`)
+
+// listedApp is one element of an apps list: its app, or, when it has the
+// bytes or the fingerprint of an element of the previous list
+// (printIndex), only its id.
+type listedApp struct {
+	id      string
+	app     *catalog.App // nil when unchanged
+	raw     uint64       // hash of the element's bytes
+	print   uint64       // the element's fingerprint, when printed
+	printed bool
+	sameRaw bool // unchanged by its bytes
+}
+
+// appsOfList returns the apps of a list decoded whole (no index).
+func appsOfList(list []listedApp) []catalog.App {
+	apps := make([]catalog.App, len(list))
+	for i := range list {
+		apps[i] = *list[i].app
+	}
+	return apps
+}
+
+// printIndex remembers, for each element of the last apps list that the
+// catalog holds as listed, a hash of its bytes and its fingerprint, so
+// that the next list skips decoding an element with the same bytes (a
+// hash, the cheapest check) or else the same fingerprint (a walk of its
+// tokens): most of a cluster, most of the time. 64-bit hashes with a
+// per-process seed make a false match vanishingly rare (the birthday
+// bound is ~1e-11 per resync at 10,000 apps).
+type printIndex struct {
+	seed    maphash.Seed
+	byRaw   map[uint64]string // hash of the bytes -> app id
+	byPrint map[uint64]string // fingerprint -> app id
+	of      map[string]elementHashes
+	printer *fingerprinter
+}
+
+// elementHashes are an app's entries in a printIndex.
+type elementHashes struct {
+	raw, print uint64
+	printed    bool
+}
+
+func newPrintIndex() *printIndex {
+	seed := maphash.MakeSeed()
+	return &printIndex{seed: seed, byRaw: map[uint64]string{}, byPrint: map[uint64]string{}, of: map[string]elementHashes{},
+		printer: newFingerprinter(seed)}
+}
+
+// forget drops an app whose known definition no longer comes from its list
+// element (a partial sync or a task update changed it).
+func (x *printIndex) forget(id string) {
+	if h, ok := x.of[id]; ok {
+		delete(x.byRaw, h.raw)
+		if h.printed {
+			delete(x.byPrint, h.print)
+		}
+		delete(x.of, id)
+	}
+}
+
+// record makes item the element its app is known from.
+func (x *printIndex) record(item *listedApp) {
+	x.forget(item.id)
+	x.of[item.id] = elementHashes{raw: item.raw, print: item.print, printed: item.printed}
+	x.byRaw[item.raw] = item.id
+	if item.printed {
+		x.byPrint[item.print] = item.id
+	}
+}
+
+// clear forgets every element, so that the next list is decoded whole.
+func (x *printIndex) clear() {
+	clear(x.byRaw)
+	clear(x.byPrint)
+	clear(x.of)
+}
+
+// match reports the id of the known app an element is unchanged from.
+func (x *printIndex) match(raw []byte, item *listedApp) bool {
+	item.raw = maphash.Bytes(x.seed, raw)
+	if id, ok := x.byRaw[item.raw]; ok {
+		item.id, item.sameRaw = id, true
+		return true
+	}
+	item.print, item.printed = x.printer.sum(raw)
+	if id, ok := x.byPrint[item.print]; ok && item.printed {
+		item.id = id
+		return true
+	}
+	return false
+}
+
+// decodeApps reads an apps list ({"apps":[...]}) as a stream, one element
+// at a time. With an index, an element the index matches is not decoded:
+// it comes back as its id, unchanged. The body must be exactly one
+// object holding one "apps" array (matched as encoding/json matches
+// names): a missing, null or repeated array is an error, never an empty or
+// merged view.
+func decodeApps(r io.Reader, index *printIndex) ([]listedApp, error) {
+	return decodeAppsSized(r, index, 0)
+}
+
+// decodeAppsSized is decodeApps with room for size elements up front.
+func decodeAppsSized(r io.Reader, index *printIndex, size int) ([]listedApp, error) {
+	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil {
+		return nil, fmt.Errorf("parse apps: %w", err)
+	} else if tok.Kind() != '{' {
+		return nil, fmt.Errorf("%w, got %v", errNoAppsArray, tok.Kind())
+	}
+	var list []listedApp
+	found := false
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, fmt.Errorf("parse apps: %w", err)
+		}
+		if !strings.EqualFold(name.String(), "apps") {
+			if err := dec.SkipValue(); err != nil {
+				return nil, fmt.Errorf("parse apps: %w", err)
+			}
+			continue
+		}
+		if found {
+			return nil, fmt.Errorf(`%w: "apps" repeated`, errNoAppsArray)
+		}
+		found = true
+		if list, err = decodeAppArray(dec, index, size); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil { // the closing brace, or the error that stopped PeekKind
+		return nil, fmt.Errorf("parse apps: %w", err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, errors.New("parse apps: data after the JSON object")
+	}
+	if !found {
+		return nil, fmt.Errorf(`%w: no "apps"`, errNoAppsArray)
+	}
+	return list, nil
+}
+
+func decodeAppArray(dec *jsontext.Decoder, index *printIndex, size int) ([]listedApp, error) {
+	tok, err := dec.ReadToken()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("parse apps: %w", err)
+	case tok.Kind() == 'n':
+		return nil, fmt.Errorf(`%w: "apps" is null`, errNoAppsArray)
+	case tok.Kind() != '[':
+		return nil, fmt.Errorf(`parse apps: "apps" is %v, not an array`, tok.Kind())
+	}
+	list := make([]listedApp, 0, size)
+	pace := pacer{stride: elementStride}
+	for i := 0; dec.PeekKind() != ']'; i++ {
+		pace.step()
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, fmt.Errorf("parse apps: element %d: %w", i, err)
+		}
+		var item listedApp
+		if index != nil && index.match(raw, &item) {
+			list = append(list, item)
+			continue
+		}
+		var lean leanApp
+		if err := jsonv1.Unmarshal(raw, &lean); err != nil {
+			return nil, fmt.Errorf("parse apps: element %d: %w", i, err)
+		}
+		app := lean.app()
+		item.id, item.app = app.ID, &app
+		list = append(list, item)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, fmt.Errorf("parse apps: %w", err)
+	}
+	return list, nil
+}
+
+// The lean decoding of GET /v2/apps?embed=apps.tasks: only the fields oak
+// reads, each with go-marathon v0.7.1's JSON name and a type that decodes
+// the same way (encoding/json semantics: names matched without regard to
+// case, null leaves a value alone and clears a pointer, map or slice, a
+// repeated name decodes into what the first one left), so that leanApp.app
+// gives what appOf gives for go-marathon's Application
+// (TestLeanDecodeMatchesGoMarathon, FuzzLeanDecode). Every other field is
+// skipped unread.
+type (
+	leanApp struct {
+		ID              string            `json:"id"`
+		Version         string            `json:"version"`
+		VersionInfo     *leanVersionInfo  `json:"versionInfo"`
+		Labels          map[string]string `json:"labels"`
+		HealthChecks    []struct{}        `json:"healthChecks"` // counted only
+		PortDefinitions []leanPortDef     `json:"portDefinitions"`
+		Container       *leanContainer    `json:"container"`
+		Tasks           []*leanTask       `json:"tasks"`
+	}
+	leanVersionInfo struct {
+		LastConfigChangeAt string `json:"lastConfigChangeAt"`
+	}
+	leanPortDef struct {
+		Port     *int   `json:"port"`
+		Protocol string `json:"protocol"`
+		Name     string `json:"name"`
+	}
+	leanContainer struct {
+		Docker *leanDocker `json:"docker"`
+	}
+	leanDocker struct {
+		Parameters   []leanParameter   `json:"parameters"`
+		PortMappings []leanPortMapping `json:"portMappings"`
+	}
+	leanParameter struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	leanPortMapping struct {
+		ContainerPort int    `json:"containerPort"`
+		Name          string `json:"name"`
+		Protocol      string `json:"protocol"`
+	}
+	leanTask struct {
+		ID                 string        `json:"id"`
+		Host               string        `json:"host"`
+		HealthCheckResults []*leanHealth `json:"healthCheckResults"`
+		Ports              []int         `json:"ports"`
+		State              string        `json:"state"`
+		IPAddresses        []*leanIP     `json:"ipAddresses"`
+	}
+	leanHealth struct {
+		Alive bool `json:"alive"`
+	}
+	leanIP struct {
+		IPAddress string `json:"ipAddress"`
+	}
+)
+
+// app converts a decoded app by the rules of appOf.
+func (a *leanApp) app() catalog.App {
+	out := catalog.App{ID: a.ID, Version: a.Version, Labels: a.Labels, HealthChecks: len(a.HealthChecks),
+		Tasks: make([]catalog.Task, 0, len(a.Tasks))}
+	if a.VersionInfo != nil {
+		out.ConfigChange = a.VersionInfo.LastConfigChangeAt
+	}
+	var docker *leanDocker
+	if a.Container != nil {
+		docker = a.Container.Docker
+	}
+	switch {
+	case len(a.PortDefinitions) > 0:
+		out.Ports = make([]catalog.PortSpec, 0, len(a.PortDefinitions))
+		for _, d := range a.PortDefinitions {
+			spec := catalog.PortSpec{Name: d.Name, Protocol: d.Protocol}
+			if d.Port != nil {
+				spec.Number = *d.Port
+			}
+			out.Ports = append(out.Ports, spec)
+		}
+	case docker != nil:
+		for _, m := range docker.PortMappings {
+			out.Ports = append(out.Ports, catalog.PortSpec{Name: m.Name, Number: m.ContainerPort, Protocol: m.Protocol})
+		}
+	}
+	if docker != nil {
+		for _, p := range docker.Parameters {
+			if p.Key == "ip" {
+				out.DockerIP = p.Value
+			}
+		}
+	}
+	for _, t := range a.Tasks {
+		if t == nil {
+			continue
+		}
+		task := catalog.Task{ID: t.ID, State: t.State, Host: t.Host, Ports: t.Ports}
+		for _, ip := range t.IPAddresses {
+			if ip != nil {
+				task.IPs = append(task.IPs, ip.IPAddress)
+			}
+		}
+		for _, r := range t.HealthCheckResults {
+			task.Health = append(task.Health, r != nil && r.Alive)
+		}
+		out.Tasks = append(out.Tasks, task)
+	}
+	return out
+}
