@@ -168,13 +168,15 @@ func TestPlatform(t *testing.T) {
 	downs := strings.Count(p.nginxctl.output(), "event stream down")
 	p.simAdmin("refuse-streams", map[string]any{"on": true})
 	p.simAdmin("drop-streams", nil)
-	p.freezeMarathon()
 	waitFor(t, "nginxctl to lose Marathon's stream", func() error {
 		if strings.Count(p.nginxctl.output(), "event stream down") == downs {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
+	// Stopped only once the drop has reached the clients: a process stopped
+	// before it closed the connections would leave them waiting, not down.
+	p.freezeMarathon()
 	expectAll("while Marathon is stopped")
 	p.thawMarathon()
 	p.simAdmin("refuse-streams", map[string]any{"on": false})
