@@ -170,13 +170,13 @@ func startCoreDNS(t *testing.T, corefile string, env ...string) (*process, int) 
 	}
 }
 
-// withFreeSidePorts moves the `health` (:8080) and `prometheus` (:9153)
-// lines of an operator's Corefile, which take the plugins' fixed default
+// withFreeSidePorts moves the `health` (:8080), `ready` (:8181) and
+// `prometheus` (:9153) lines of an operator's Corefile, which take the plugins' fixed default
 // ports on every address, to free loopback ports, so that tests running
 // side by side (and the backends of nginxctl's tests) do not collide.
 func withFreeSidePorts(t *testing.T, corefile string) string {
 	t.Helper()
-	bare := regexp.MustCompile(`(?m)^(\s*)(health|prometheus)[ \t]*$`)
+	bare := regexp.MustCompile(`(?m)^(\s*)(health|prometheus|ready)[ \t]*$`)
 	return bare.ReplaceAllStringFunc(corefile, func(line string) string {
 		return fmt.Sprintf("%s 127.0.0.1:%d", strings.TrimRight(line, " \t"), freePort(t))
 	})
