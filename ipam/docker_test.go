@@ -1,13 +1,7 @@
 package ipam
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,117 +9,17 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
+	"github.com/oakdns/oak/internal/dockertest"
 	"github.com/oakdns/oak/internal/poll"
-	"github.com/oakdns/oak/internal/testutil"
 )
-
-// requireDocker returns a client of the machine's Docker engine; without
-// one the test is skipped, or fails when CI=true.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := NewDockerClient()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err = cli.Ping(ctx); err == nil {
-			cli.NegotiateAPIVersion(ctx)
-			t.Cleanup(func() { cli.Close() })
-			return cli
-		}
-		cli.Close()
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("a Docker engine is required (CI=true): %v", err)
-	}
-	t.Skipf("skipping: no Docker engine answers (%v); start one to run this test", err)
-	return nil
-}
-
-// unusedSubnet picks a random 10.2xx.y.0/24 that no Docker network and no
-// host route or address overlaps.
-func unusedSubnet(t *testing.T, cli *client.Client) netip.Prefix {
-	t.Helper()
-	var taken []netip.Prefix
-	nets, err := cli.NetworkList(context.Background(), network.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nets {
-		for _, c := range n.IPAM.Config {
-			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
-				taken = append(taken, p)
-			}
-		}
-	}
-	taken = append(taken, hostRoutes(t)...)
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			taken = append(taken, p)
-		}
-	}
-	for range 50 {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(56)), byte(rand.IntN(256)), 0}), 24)
-		free := true
-		for _, q := range taken {
-			// The default route overlaps everything; only on-link and
-			// specific routes make a subnet busy.
-			if q.Bits() > 0 && q.Overlaps(p) {
-				free = false
-			}
-		}
-		if free {
-			return p
-		}
-	}
-	t.Fatal("no unused 10.2xx.y.0/24 found")
-	return netip.Prefix{}
-}
-
-// hostRoutes reads the IPv4 routing table's destinations.
-func hostRoutes(t *testing.T) []netip.Prefix {
-	t.Helper()
-	f, err := os.Open("/proc/net/route")
-	if err != nil {
-		t.Fatalf("reading the host's routes: %v", err)
-	}
-	defer f.Close()
-	var out []netip.Prefix
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 {
-			continue
-		}
-		dst, err1 := hex.DecodeString(fields[1])
-		mask, err2 := hex.DecodeString(fields[7])
-		if err1 != nil || err2 != nil || len(dst) != 4 || len(mask) != 4 {
-			continue
-		}
-		// The kernel prints them in host (little-endian) byte order.
-		d := binary.LittleEndian.Uint32(dst)
-		ones, _ := net.IPMask(binary.BigEndian.AppendUint32(nil, binary.LittleEndian.Uint32(mask))).Size()
-		out = append(out, netip.PrefixFrom(addrOf(d), ones).Masked())
-	}
-	return out
-}
 
 // dockerTestConfig is the seed's pool options on subnet: gateway .200,
 // aux address DefaultGatewayIPv4=.1, Docker's ip-range .224/27, and a
@@ -165,8 +59,8 @@ func ensureTestNetwork(t *testing.T, cli *client.Client, cfg Config) {
 }
 
 func TestEnsureNetworkOnDocker(t *testing.T) {
-	cli := requireDocker(t)
-	cfg := dockerTestConfig(t, unusedSubnet(t, cli))
+	cli := dockertest.Require(t)
+	cfg := dockerTestConfig(t, dockertest.UnusedSubnet(t, cli))
 	ensureTestNetwork(t, cli, cfg)
 
 	ctx := context.Background()
@@ -203,65 +97,6 @@ func TestEnsureNetworkOnDocker(t *testing.T) {
 	}
 }
 
-// buildEchoImage builds testdata/echo as a static binary and an image
-// FROM scratch holding it, removed after the test.
-func buildEchoImage(t *testing.T, cli *client.Client) string {
-	t.Helper()
-	goTool := testutil.RequireTool(t, "go")
-	bin := filepath.Join(t.TempDir(), "echo")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./testdata/echo")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./testdata/echo: %v\n%s", err, out)
-	}
-	binary, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		body []byte
-	}{
-		{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY echo /echo\nENTRYPOINT [\"/echo\"]\n")},
-		{"echo", 0o755, binary},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body))}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(f.body)
-	}
-	tw.Close()
-	tag := fmt.Sprintf("oak-ipam-echo:test-%06x", rand.IntN(1<<24))
-	resp, err := cli.ImageBuild(context.Background(), &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
-	if err != nil {
-		t.Fatalf("docker build: %v", err)
-	}
-	defer resp.Body.Close()
-	t.Cleanup(func() {
-		if _, err := cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
-			t.Errorf("removing image %s: %v", tag, err)
-		}
-	})
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("docker build output: %v", err)
-		}
-		if msg.Error != "" {
-			t.Fatalf("docker build: %s", msg.Error)
-		}
-	}
-	return tag
-}
-
 // runContainer starts image on cfg's network (at addr unless it is
 // invalid) with env, and removes it after the test.
 func runContainer(t *testing.T, cli *client.Client, cfg Config, img, name string, addr netip.Addr, env ...string) {
@@ -288,10 +123,10 @@ func runContainer(t *testing.T, cli *client.Client, cfg Config, img, name string
 }
 
 func TestContainersOnPoolAddressesOnDocker(t *testing.T) {
-	cli := requireDocker(t)
-	cfg := dockerTestConfig(t, unusedSubnet(t, cli))
+	cli := dockertest.Require(t)
+	cfg := dockerTestConfig(t, dockertest.UnusedSubnet(t, cli))
 	ensureTestNetwork(t, cli, cfg)
-	img := buildEchoImage(t, cli)
+	img := dockertest.GoImage(t, cli, "github.com/oakdns/oak/ipam/testdata/echo", "oak-ipam-echo")
 	p, _ := newTestPool(t, cfg, newClock())
 	ctx := context.Background()
 	suffix := strings.TrimPrefix(cfg.Network, "oak-ipam-test-")
