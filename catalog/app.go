@@ -43,19 +43,6 @@ type Backend struct {
 	Ports []Port // sorted
 }
 
-// equal reports whether a and b hold the same data (TestAppEqual keeps it
-// in step with the fields).
-func (a *app) equal(b *app) bool {
-	return a.id == b.id && a.env == b.env && slices.Equal(a.names, b.names) &&
-		slices.EqualFunc(a.vhosts, b.vhosts, func(x, y appVHost) bool {
-			return x.host == y.host && slices.EqualFunc(x.backends, y.backends, Backend.equal)
-		}) &&
-		slices.EqualFunc(a.backends, b.backends, Backend.equal) && slices.Equal(a.claimed, b.claimed) && a.fixed == b.fixed &&
-		a.tasks == b.tasks && a.live == b.live
-}
-
-func (b Backend) equal(c Backend) bool { return b.Addr == c.Addr && slices.Equal(b.Ports, c.Ports) }
-
 // newApp turns a Marathon application into an app, or says why it is left
 // out. The application is read, never kept.
 func newApp(p *Policy, a *App) (*app, *Rejection) {

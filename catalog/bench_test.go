@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"testing"
 )
 
@@ -95,20 +94,6 @@ func BenchmarkBuild(b *testing.B) {
 	st := s.Stats()
 	if st.Apps != benchApps || st.Tasks != benchApps*benchTasksPerApp || st.Envs != benchEnvs {
 		b.Fatalf("unexpected cluster: %+v", st)
-	}
-}
-
-// BenchmarkSync is a periodic full resync that finds one app changed: the
-// same list as the snapshot's, but for one app's health.
-func BenchmarkSync(b *testing.B) {
-	p := benchPolicy(b)
-	apps := benchCluster()
-	s := Build(p, apps)
-	listed := slices.Clone(apps)
-	listed[4242] = benchApp(4242, 1)
-	b.ReportAllocs()
-	for b.Loop() {
-		s.Sync(listed)
 	}
 }
 

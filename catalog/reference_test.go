@@ -358,7 +358,7 @@ func agree(t *testing.T, s *Snapshot, ref *reference, names, hosts, envs []strin
 	}
 }
 
-// TestReferenceModel: after every step of random Build, Apply and Sync
+// TestReferenceModel: after every step of random Build and Apply
 // sequences over a small universe of envs, names and addresses, the
 // snapshot answers every question as the reference does.
 func TestReferenceModel(t *testing.T) {
@@ -393,14 +393,14 @@ func TestReferenceModel(t *testing.T) {
 				for _, id := range remove {
 					delete(current, id)
 				}
-			case 1: // Sync to a whole list
+			case 1: // a full resync, as the watcher applies it: every listed app, the missing ones removed
 				for _, a := range upsert {
 					current[a.ID] = a
 				}
 				for _, id := range remove {
 					delete(current, id)
 				}
-				s = s.Sync(listOf(current))
+				s = s.Apply(listOf(current), remove)
 			default: // Build from scratch
 				for _, a := range upsert {
 					current[a.ID] = a

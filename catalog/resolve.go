@@ -110,8 +110,10 @@ func (s *Snapshot) Resolve(env, name string) Answer {
 	if below, _ := s.suffixes.get(hash, name); below > 0 {
 		return Answer{Kind: EmptyNonTerminal, Chain: chain, Children: true}
 	}
-	if below, _ := s.reverse.get(hash, name); below > 0 {
-		return Answer{Kind: EmptyNonTerminal, Chain: chain, Children: true}
+	if strings.HasSuffix(name, "arpa") { // only reverse names are counted there
+		if below, _ := s.reverse.get(hash, name); below > 0 {
+			return Answer{Kind: EmptyNonTerminal, Chain: chain, Children: true}
+		}
 	}
 	for base := parentName(name); base != ""; base = parentName(base) {
 		entry, ok := s.names.get(s.hashString(base), base)

@@ -183,55 +183,6 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 	return &next
 }
 
-// Sync returns a snapshot of exactly apps under s's policy, equal in
-// content to Build(s.Policy(), apps), derived from s: the apps that are the
-// same in s are kept as they are, and only the others are applied. A full
-// resync that finds little changed then costs the parsing of every app
-// rather than a rebuild of every index, and the result shares the rest
-// with s. s is unchanged.
-func (s *Snapshot) Sync(apps []App) *Snapshot {
-	last := make(map[string]int, len(apps)) // id -> its last occurrence, the one Build keeps
-	for i := range apps {
-		last[apps[i].ID] = i
-	}
-	var upsert []App
-	for i := range apps {
-		if id := apps[i].ID; last[id] == i && !s.holds(id, &apps[i]) {
-			upsert = append(upsert, apps[i])
-		}
-	}
-	var remove []string
-	for _, shard := range s.apps.shards {
-		for id := range shard {
-			if _, ok := last[id]; !ok {
-				remove = append(remove, id)
-			}
-		}
-	}
-	for _, shard := range s.rejected.shards {
-		for id := range shard {
-			if _, ok := last[id]; !ok {
-				remove = append(remove, id)
-			}
-		}
-	}
-	return s.Apply(upsert, remove)
-}
-
-// holds reports whether s has application a, with id, exactly as it would
-// take it in now: accepted with the same data, or rejected for the same
-// reason.
-func (s *Snapshot) holds(id string, a *App) bool {
-	built, rejection := newApp(s.policy, a)
-	hash := s.hashString(id)
-	if rejection != nil {
-		old, ok := s.rejected.get(hash, id)
-		return ok && old == *rejection
-	}
-	old, ok := s.apps.get(hash, id)
-	return ok && old.equal(built)
-}
-
 // Policy returns the policy the snapshot was built with.
 func (s *Snapshot) Policy() *Policy { return s.policy }
 

@@ -329,106 +329,10 @@ func TestApplyEquivalence(t *testing.T) {
 			}
 			want := Build(p, final)
 			sameContent(t, next, want)
-			// A full resync to the same apps lands on the same content.
-			synced := s.Sync(final)
-			if after := contentOf(t, s); !reflect.DeepEqual(before, after) {
-				t.Fatalf("Sync modified its input snapshot")
-			}
-			sameContent(t, synced, want)
 			s = next
 		})
 	}
 	if st := s.Stats(); st != (Stats{}) {
 		t.Errorf("after removing everything: %+v", st)
-	}
-}
-
-// TestSync: a full resync lands on what Build makes of the same list, from
-// any snapshot, and rewrites nothing when nothing changed.
-func TestSync(t *testing.T) {
-	p := mustPolicy(t, PolicyConfig{})
-	a := []App{
-		testApp("/int/redis", labels("", "redis.example.com"), running("10.0.0.1")),
-		testApp("/int/db", labels("", "db.example.com"), running("10.0.0.2")),
-		testApp("/bad", labels("", "bad name")),
-	}
-	b := []App{
-		testApp("/int/redis", labels("", "redis.example.com"), running("10.0.0.9")), // task moved
-		testApp("/fx/web", labels("feature-x", "web.example.com"), running("10.0.2.1")),
-		testApp("/dup", labels("", "first.example.com"), running("10.0.4.1")),
-		testApp("/dup", labels("", "second.example.com"), running("10.0.4.2")), // the last one counts
-		testApp("", labels("", "noid.example.com")),
-		testApp("/bad", labels("", "still bad")), // rejected for another reason
-	}
-	for _, tc := range []struct {
-		name     string
-		from, to []App
-	}{
-		{"from empty", nil, a},
-		{"to empty", a, nil},
-		{"a to b", a, b},
-		{"b to a", b, a},
-		{"same", b, b},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			sameContent(t, Build(p, tc.from).Sync(tc.to), Build(p, tc.to))
-		})
-	}
-
-	s := Build(p, a)
-	same := s.Sync(a)
-	if &same.names.shards[0] != &s.names.shards[0] || &same.apps.shards[0] != &s.apps.shards[0] || &same.addrs.shards[0] != &s.addrs.shards[0] {
-		t.Error("Sync to the same apps rewrote tables")
-	}
-}
-
-// TestAppEqual: app.equal compares every field, so that Sync never keeps
-// an app that changed in a field it forgot.
-func TestAppEqual(t *testing.T) {
-	backends := func(port uint16) []Backend {
-		return []Backend{{netip.MustParseAddr("10.0.0.1"), []Port{{Name: "http", Number: port, Proto: "tcp"}}}}
-	}
-	base := app{
-		id: "/a", env: "e", names: []string{"a.example.com"}, vhosts: []appVHost{{"a.example.com", backends(80)}},
-		backends: backends(80), claimed: addrs("10.0.0.2"), tasks: 1, live: 1,
-	}
-	for name, other := range map[string]app{
-		"a vhost's backend port": {id: base.id, env: base.env, names: base.names, vhosts: []appVHost{{"a.example.com", backends(81)}},
-			backends: base.backends, claimed: base.claimed, tasks: 1, live: 1},
-		"a vhost's host": {id: base.id, env: base.env, names: base.names, vhosts: []appVHost{{"b.example.com", backends(80)}},
-			backends: base.backends, claimed: base.claimed, tasks: 1, live: 1},
-		"a backend's port": {id: base.id, env: base.env, names: base.names, vhosts: base.vhosts,
-			backends: backends(81), claimed: base.claimed, tasks: 1, live: 1},
-	} {
-		if base.equal(&other) {
-			t.Errorf("app.equal ignores %s", name)
-		}
-	}
-	if !base.equal(&base) {
-		t.Fatal("an app differs from itself")
-	}
-	typ := reflect.TypeOf(base)
-	for i := range typ.NumField() {
-		other := base
-		f := reflect.ValueOf(&other).Elem().Field(i)
-		f = reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Elem() // unexported: set through its address
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString(f.String() + "x")
-		case reflect.Int:
-			f.SetInt(f.Int() + 1)
-		case reflect.Slice:
-			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
-		case reflect.Struct:
-			if f.Type() != reflect.TypeFor[netip.Addr]() {
-				t.Fatalf("field %s: struct %s not covered by this test", typ.Field(i).Name, f.Type())
-			}
-			f.Set(reflect.ValueOf(netip.MustParseAddr("192.0.2.99")))
-		default:
-			t.Fatalf("field %s: kind %s not covered by this test", typ.Field(i).Name, f.Kind())
-		}
-		if base.equal(&other) {
-			t.Errorf("app.equal ignores field %s", typ.Field(i).Name)
-		}
 	}
 }

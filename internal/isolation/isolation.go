@@ -7,7 +7,6 @@ package isolation
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -123,6 +122,3 @@ func (t *Table) CatalogApps() []catalog.App {
 	}
 	return out
 }
-
-// Addr parses a case's client address.
-func Addr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
