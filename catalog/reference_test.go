@@ -346,11 +346,18 @@ func agree(t *testing.T, s *Snapshot, ref *reference, names, hosts, envs []strin
 			check(fmt.Sprintf("ResolveVHost(%s, %s)", env, host), s.ResolveVHost(env, host), ref.resolveVHost(env, host))
 		}
 	}
+	conflicts := map[netip.Addr]bool{}
+	for _, c := range s.Conflicts() {
+		conflicts[c.Addr] = true
+	}
 	for _, addr := range probes {
 		env, how := s.EnvOf(addr)
 		wantEnv, wantHow := ref.envOf(addr)
 		if env != wantEnv || how != wantHow {
 			fail("EnvOf(%s) = %s %v; reference %s %v", addr, env, how, wantEnv, wantHow)
+		}
+		if conflicts[addr] != (wantHow == ByConflict) {
+			fail("Conflicts() lists %s: %v; reference %v", addr, conflicts[addr], wantHow == ByConflict)
 		}
 		if got, want := s.Reverse(addr), ref.reverse(addr); !slices.Equal(got, want) {
 			fail("Reverse(%s) = %v; reference %v", addr, got, want)

@@ -30,6 +30,7 @@ type Snapshot struct {
 	suffixes table[string, int]       // name or ancestor of a name -> number of names at or below it
 	reverse  table[string, int]       // reverse name above a live backend with names (1.0.10.in-addr.arpa) -> backends below it
 	addrs    table[addrKey, *owner]   // address -> apps claiming it and names it backs
+	conflict table[addrKey, *owner]   // the addresses of addrs claimed in several envs: few, listed at every publish
 	envs     table[string, int]       // env -> number of accepted apps in it
 
 	tasks, liveTasks int
@@ -135,6 +136,7 @@ func Build(p *Policy, apps []App) *Snapshot {
 		suffixes: newTable[string, int](shardsNames),
 		reverse:  newTable[string, int](shardsSmall),
 		addrs:    newTable[addrKey, *owner](shardsAddrs),
+		conflict: newTable[addrKey, *owner](shardsSmall),
 		envs:     newTable[string, int](shardsSmall),
 	}
 	return empty.Apply(apps, nil)
@@ -156,7 +158,7 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 	}
 	u.apps.t, u.rejected.t, u.envs.t = &next.apps, &next.rejected, &next.envs
 	u.names.t, u.vhosts.t, u.suffixes.t, u.addrs.t = &next.names, &next.vhosts, &next.suffixes, &next.addrs
-	u.reverse.t = &next.reverse
+	u.reverse.t, u.conflict.t = &next.reverse, &next.conflict
 
 	removed := make(map[string]bool, len(remove))
 	for _, id := range remove {
@@ -223,14 +225,12 @@ func (s *Snapshot) Envs() []string {
 }
 
 // Conflicts returns the addresses claimed by apps of more than one env,
-// sorted by address.
+// sorted by address. Its cost follows the conflicts, not the addresses:
+// the watcher asks at every publish.
 func (s *Snapshot) Conflicts() []AddrConflict {
 	var out []AddrConflict
-	for _, shard := range s.addrs.shards {
+	for _, shard := range s.conflict.shards {
 		for key, o := range shard {
-			if !o.conflict {
-				continue
-			}
 			c := AddrConflict{Addr: key.addr()}
 			for _, ae := range o.claimants {
 				c.Apps = append(c.Apps, ae.id)
@@ -339,6 +339,7 @@ type update struct {
 	suffixes tableWriter[string, int]
 	reverse  tableWriter[string, int]
 	addrs    tableWriter[addrKey, *owner]
+	conflict tableWriter[addrKey, *owner]
 	envs     tableWriter[string, int]
 
 	nameChanges  map[string]map[string]*idChange // name -> env -> change
@@ -505,6 +506,11 @@ func (u *update) finish() {
 			u.addrs.put(hash, key, next)
 		} else {
 			u.addrs.del(hash, key)
+		}
+		if next != nil && next.conflict {
+			u.conflict.put(hash, key, next)
+		} else if old != nil && old.conflict {
+			u.conflict.del(hash, key)
 		}
 		// A live backend with names has a PTR record: the reverse names
 		// above it exist (RFC 8020). They sit in a table of their own, small

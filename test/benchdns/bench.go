@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -179,7 +180,14 @@ func run(ctx context.Context, cfg config, t tools) error {
 		profDone := make(chan error, 1)
 		if opt.profile != "" && cfg.profile != "" {
 			go func() {
-				profDone <- fetchProfile(ctx, s.pprof, opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
+				// The allocations over the same window, beside the CPU
+				// profile: GC time follows them.
+				allocs := make(chan error, 1)
+				go func() {
+					allocs <- fetchProfile(ctx, s.pprof, "allocs", opt.duration-time.Second, filepath.Join(cfg.profile, strings.TrimSuffix(opt.profile, ".pprof")+".allocs.pprof"))
+				}()
+				err := fetchProfile(ctx, s.pprof, "profile", opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
+				profDone <- errors.Join(err, <-allocs)
 			}()
 		} else {
 			profDone <- nil
@@ -338,9 +346,10 @@ func pprofLine(addr string) string {
 	return "    pprof " + addr + "\n"
 }
 
-// fetchProfile saves a CPU profile of d from CoreDNS's pprof plugin.
-func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+// fetchProfile saves a profile of d from CoreDNS's pprof plugin: kind
+// "profile" is CPU time, "allocs" the allocations made during d.
+func fetchProfile(ctx context.Context, addr, kind string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, int(d.Seconds()))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -361,7 +370,7 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, path string
 		f.Close()
 		return err
 	}
-	logf("wrote CPU profile %s", path)
+	logf("wrote %s profile %s", kind, path)
 	return f.Close()
 }
 
