@@ -23,6 +23,7 @@ FUZZ_TARGETS := \
 	./ipam:FuzzReadSpec \
 	./watcher:FuzzLeanDecode \
 	./watcher:FuzzFingerprint \
+	./watcher:FuzzStatusUpdate \
 	./marathonsim:FuzzPlanContainer
 
 .PHONY: build test unit fuzz lint demo demo-docker screenshot bench bench-go bench-dns bench-nginx bench-ipam

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/oakdns/oak/internal/poll"
 )
@@ -29,8 +30,10 @@ const maxEventBytes = 64 << 20
 // This one is a single goroutine per stream, ended with its context; it
 // sends what go-marathon sends (GET <member>/v2/events, basic auth or the
 // DC/OS token, Accept: text/event-stream) plus ?event_type= and, with a
-// token, the /marathon prefix go-marathon forgets. Events are decoded into
-// go-marathon's event types, as go-marathon decodes them.
+// token, the /marathon prefix go-marathon forgets. Status updates, nearly
+// every event under churn, are decoded into a lean type of their own
+// (statusUpdate); the others into go-marathon's event types, as
+// go-marathon decodes them.
 
 // runStream follows the event stream until ctx is done, reconnecting with
 // backoff. It stays with the master it connected to; while it has no
@@ -97,20 +100,55 @@ func (w *Watcher) readStream(ctx context.Context, client *http.Client, member st
 			}
 			return true, err
 		}
-		ev, err := decodeEvent(name, data)
+		kind, err := eventKind(name, data)
 		if err != nil {
 			w.log.Debug("marathon event not decoded", "event", name, "err", err)
+			continue
+		}
+		if kind == statusUpdateEvent {
+			e, err := decodeStatusUpdate(data)
+			if err != nil {
+				w.log.Debug("marathon event not decoded", "event", kind, "err", err)
+				continue
+			}
+			if u, ok := e.taskUpdate(); ok {
+				w.pending.update(u)
+			} else {
+				w.pending.mark(oneApp(e.AppID))
+			}
+			continue
+		}
+		ev, err := decodeEvent(kind, data)
+		if err != nil {
+			w.log.Debug("marathon event not decoded", "event", kind, "err", err)
 			continue
 		}
 		if ev == nil {
 			continue // not one the watcher follows
 		}
-		if u, ok := parseTaskUpdate(ev); ok {
-			w.pending.update(u)
-			continue
-		}
 		w.pending.mark(mapper.dirty(ev))
 	}
+}
+
+// statusUpdateEvent is the event of a task's state change: under churn,
+// nearly every event.
+const statusUpdateEvent = "status_update_event"
+
+// eventKind returns an event's Marathon name: its SSE event name, or else
+// the JSON's eventType (go-marathon's own test server names every event
+// "MarathonEvent").
+func eventKind(name string, data []byte) (string, error) {
+	if name == statusUpdateEvent {
+		return name, nil
+	}
+	if _, err := marathon.GetEvent(name); err == nil {
+		return name, nil
+	}
+	var kind marathon.EventType
+	if err := jsonv1.Unmarshal(data, &kind); err != nil {
+		return "", fmt.Errorf("event type: %w", err)
+	}
+	return kind.EventType, nil
 }
 
 // streamURL is member's /v2/events with the event types the watcher
@@ -125,8 +163,7 @@ func (w *Watcher) streamURL(member string) string {
 }
 
 // decodeEvent decodes one event into go-marathon's type for it, by the
-// SSE event name or else the JSON's eventType (go-marathon's own test
-// server names every event "MarathonEvent"). It returns nil for events
+// SSE event name or else the JSON's eventType. It returns nil for events
 // outside eventFilter, without decoding their body.
 func decodeEvent(name string, data []byte) (*marathon.Event, error) {
 	ev, err := marathon.GetEvent(name)
@@ -155,10 +192,14 @@ var errEventTooLarge = fmt.Errorf("event stream: an event is larger than %d byte
 // "event:" and "data:" fields, events ended by a blank line, comments and
 // other fields (id, retry) skipped. Lines end with LF or CRLF, as Jetty
 // writes them; a lone CR is not a line end here.
+// maxKeptData bounds the data buffer an sseReader keeps between events.
+const maxKeptData = 64 << 10
+
 type sseReader struct {
 	r     *bufio.Reader
 	limit int
 	line  []byte
+	data  []byte // the last event's data, reused
 }
 
 func newSSEReader(r io.Reader) *sseReader {
@@ -166,11 +207,17 @@ func newSSEReader(r io.Reader) *sseReader {
 }
 
 // next returns the next event's name ("" when it has none) and data (its
-// data lines joined by "\n"). An event with no data line is skipped, as
-// EventSource does.
+// data lines joined by "\n"), valid until the next call. An event with no
+// data line is skipped, as EventSource does.
 func (s *sseReader) next() (name string, data []byte, err error) {
 	size := 0
 	hasData := false
+	data = s.data[:0]
+	defer func() {
+		if cap(data) <= maxKeptData {
+			s.data = data[:0] // a deployment's megabytes are not kept
+		}
+	}()
 	for {
 		line, err := s.readLine(s.limit - size)
 		if err != nil {
@@ -191,7 +238,7 @@ func (s *sseReader) next() (name string, data []byte, err error) {
 		value = bytes.TrimPrefix(value, []byte(" "))
 		switch string(field) {
 		case "event":
-			name = string(value)
+			name = eventName(value)
 		case "data":
 			if hasData {
 				data = append(data, '\n')
@@ -200,6 +247,15 @@ func (s *sseReader) next() (name string, data []byte, err error) {
 			hasData = true
 		}
 	}
+}
+
+// eventName returns an SSE event name as a string, without allocating for
+// the name of nearly every event.
+func eventName(b []byte) string {
+	if string(b) == statusUpdateEvent {
+		return statusUpdateEvent
+	}
+	return string(b)
 }
 
 // readLine returns the next line without its end, failing past limit

@@ -115,6 +115,45 @@ func TestRecordedEventStream(t *testing.T) {
 	if u, ok := parseTaskUpdate(ev); !ok || u.app != "/test-app" || u.state != "TASK_RUNNING" || u.host != "srv4.hw.ca1.mesosphere.com" {
 		t.Errorf("task update %+v, %v", u, ok)
 	}
+	for _, raw := range events[1:] {
+		checkStatusUpdate(t, []byte(raw.data))
+	}
+}
+
+// checkStatusUpdate fails when go-marathon decodes data as a status update
+// and the lean decode does not give the same task update (or the same app
+// to refetch when there is none).
+func checkStatusUpdate(t *testing.T, data []byte) {
+	t.Helper()
+	ev, err := decodeEvent(statusUpdateEvent, data)
+	if err != nil || ev == nil {
+		return // go-marathon does not decode it: nothing to agree with
+	}
+	want, wantOK := parseTaskUpdate(ev)
+	lean, err := decodeStatusUpdate(data)
+	if err != nil {
+		t.Fatalf("go-marathon decodes %q, the lean decode fails: %v", data, err)
+	}
+	got, gotOK := lean.taskUpdate()
+	if gotOK != wantOK || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: lean %+v %v, go-marathon %+v %v", data, got, gotOK, want, wantOK)
+	}
+	if wantApp := ev.Event.(*marathon.EventStatusUpdate).AppID; lean.AppID != wantApp {
+		t.Fatalf("%q: lean app %q, go-marathon %q", data, lean.AppID, wantApp)
+	}
+}
+
+// FuzzStatusUpdate: whatever go-marathon decodes as a status_update_event,
+// the lean decode the stream uses decodes to the same task update.
+func FuzzStatusUpdate(f *testing.F) {
+	f.Add([]byte(statusEvent("/web", "web.1", "TASK_RUNNING", v1, "10.0.0.1")))
+	f.Add([]byte(statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1")))
+	f.Add([]byte(`{"appId":"/a","taskId":"t","taskStatus":"TASK_RUNNING","version":"v","host":"h","ports":[1,-1],"ipAddresses":[null]}`))
+	f.Add([]byte(`{"APPID":"/a","taskid":"t","TaskStatus":"TASK_RUNNING","Version":"v","HOST":"h","ipaddresses":[{"IPADDRESS":"::1"}]}`))
+	f.Add([]byte(`{"appId":"/a","appId":"/b","taskId":"t","taskStatus":"TASK_LOST","version":"v","timestamp":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkStatusUpdate(t, data)
+	})
 }
 
 func TestDecodeEvent(t *testing.T) {
@@ -203,4 +242,35 @@ func TestStreamFailoversLeaveNothing(t *testing.T) {
 	if err := findLeaks(goleak.IgnoreCurrent()); err != nil {
 		t.Error(err)
 	}
+}
+
+// BenchmarkStatusUpdate: one status_update_event from the bytes to the
+// task update, through go-marathon's event type (the baseline) and
+// through the lean type the stream uses.
+func BenchmarkStatusUpdate(b *testing.B) {
+	data := []byte(statusEvent("/shop/web", "shop_web.1d6d9a5b-6c24-11e7-9b4c-0242ac110002", "TASK_RUNNING", v1, "10.0.0.1"))
+	b.Run("go-marathon", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ev, err := decodeEvent(statusUpdateEvent, data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := parseTaskUpdate(ev); !ok {
+				b.Fatal("no update")
+			}
+		}
+	})
+	b.Run("lean", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e, err := decodeStatusUpdate(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := e.taskUpdate(); !ok {
+				b.Fatal("no update")
+			}
+		}
+	})
 }

@@ -1,11 +1,13 @@
 package watcher
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 
 	marathon "github.com/gambol99/go-marathon"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/oakdns/oak/catalog"
 )
@@ -67,9 +69,38 @@ type taskUpdate struct {
 	ports   []int
 }
 
-// parseTaskUpdate returns the task update an event carries, and false when
-// it is not a status update or does not parse cleanly (the event then goes
-// through eventMapper.dirty, which refetches the app).
+// statusUpdate is the part of a status_update_event the watcher reads.
+// Under churn nearly every event is one, so it is decoded into this lean
+// type (encoding/json's semantics, on the faster engine the list decode
+// uses) rather than go-marathon's: FuzzStatusUpdate checks that whatever
+// go-marathon decodes gives the same update here. Fields the watcher does
+// not read are not checked.
+type statusUpdate struct {
+	AppID       string       `json:"appId"`
+	TaskID      string       `json:"taskId"`
+	TaskStatus  string       `json:"taskStatus"`
+	Version     string       `json:"version"`
+	Host        string       `json:"host"`
+	Ports       []int        `json:"ports"`
+	IPAddresses []*ipAddress `json:"ipAddresses"`
+}
+
+// ipAddress is one element of a status update's ipAddresses.
+type ipAddress struct {
+	IPAddress string `json:"ipAddress"`
+}
+
+// decodeStatusUpdate decodes the body of a status_update_event.
+func decodeStatusUpdate(data []byte) (*statusUpdate, error) {
+	var e statusUpdate
+	if err := jsonv1.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("%s: %w", statusUpdateEvent, err)
+	}
+	return &e, nil
+}
+
+// parseTaskUpdate returns the task update a go-marathon event carries, and
+// false when it is not a status update or does not parse cleanly.
 func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
 	if ev == nil {
 		return taskUpdate{}, false
@@ -78,6 +109,20 @@ func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
 	if !ok || e == nil {
 		return taskUpdate{}, false
 	}
+	lean := statusUpdate{AppID: e.AppID, TaskID: e.TaskID, TaskStatus: e.TaskStatus, Version: e.Version, Host: e.Host, Ports: e.Ports}
+	for _, ip := range e.IPAddresses {
+		var addr *ipAddress
+		if ip != nil {
+			addr = &ipAddress{IPAddress: ip.IPAddress}
+		}
+		lean.IPAddresses = append(lean.IPAddresses, addr)
+	}
+	return lean.taskUpdate()
+}
+
+// taskUpdate returns the task update a status update carries, and false
+// when it does not parse cleanly (the stream then refetches its app).
+func (e *statusUpdate) taskUpdate() (taskUpdate, bool) {
 	app, ok := parseAppID(e.AppID)
 	if !ok || e.TaskID == "" || len(e.TaskID) > maxTaskIDLen || e.Version == "" {
 		return taskUpdate{}, false
