@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -86,11 +85,16 @@ type content struct {
 func flatten[K comparable, V any](t testing.TB, what string, tab *table[K, V]) map[K]V {
 	t.Helper()
 	out := map[K]V{}
-	for _, shard := range tab.shards {
-		maps.Copy(out, shard)
+	held := 0
+	for k, v := range tab.all() {
+		if _, twice := out[k]; twice {
+			t.Errorf("%s: key %v held twice", what, k)
+		}
+		out[k] = v
+		held++
 	}
-	if len(out) != tab.n {
-		t.Errorf("%s: table counts %d entries, holds %d", what, tab.n, len(out))
+	if held != tab.n {
+		t.Errorf("%s: table counts %d entries, holds %d", what, tab.n, held)
 	}
 	return out
 }

@@ -223,20 +223,18 @@ type ClientClaim struct {
 // does.
 func (s *Snapshot) Clients() []ClientClaim {
 	var out []ClientClaim
-	for _, shard := range s.addrs.shards {
-		for key, o := range shard {
-			if len(o.claimants) == 0 {
-				continue
-			}
-			c := ClientClaim{Addr: key.addr(), Env: o.env, How: ByApp}
-			if o.conflict {
-				c.Env, c.How = s.policy.defaultEnv, ByConflict
-			}
-			for _, ae := range o.claimants {
-				c.Apps = append(c.Apps, ae.id)
-			}
-			out = append(out, c)
+	for key, o := range s.addrs.all() {
+		if len(o.claimants) == 0 {
+			continue
 		}
+		c := ClientClaim{Addr: key.addr(), Env: o.env, How: ByApp}
+		if o.conflict {
+			c.Env, c.How = s.policy.defaultEnv, ByConflict
+		}
+		for _, ae := range o.claimants {
+			c.Apps = append(c.Apps, ae.id)
+		}
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b ClientClaim) int { return a.Addr.Compare(b.Addr) })
 	return out
@@ -250,10 +248,8 @@ func (s *Snapshot) VHosts() []string { return keysOf(&s.vhosts) }
 
 func keysOf(t *table[string, claims]) []string {
 	out := make([]string, 0, t.n)
-	for _, shard := range t.shards {
-		for key := range shard {
-			out = append(out, key)
-		}
+	for key := range t.all() {
+		out = append(out, key)
 	}
 	slices.Sort(out)
 	return out
@@ -294,17 +290,15 @@ func (s *Snapshot) VHostViews(envs []string) []EnvVHosts {
 			}
 		}
 	}
-	for _, shard := range s.vhosts.shards {
-		for host, entry := range shard {
-			var added []string
-			for _, claim := range entry.envs {
-				for _, env := range targets[claim.env] {
-					if slices.Contains(added, env) {
-						continue
-					}
-					added = append(added, env)
-					views[env] = append(views[env], VHostAnswer{Host: host, Answer: decide(&entry, s.policy.Chain(env))})
+	for host, entry := range s.vhosts.all() {
+		var added []string
+		for _, claim := range entry.envs {
+			for _, env := range targets[claim.env] {
+				if slices.Contains(added, env) {
+					continue
 				}
+				added = append(added, env)
+				views[env] = append(views[env], VHostAnswer{Host: host, Answer: decide(&entry, s.policy.Chain(env))})
 			}
 		}
 	}
@@ -329,15 +323,11 @@ type AppAddr struct {
 // rejected app may run on its address all the same.
 func (s *Snapshot) FixedAddrs() []AppAddr {
 	out := make([]AppAddr, 0, s.apps.n+s.rejected.n)
-	for _, shard := range s.apps.shards {
-		for id, a := range shard {
-			out = append(out, AppAddr{App: id, Addr: a.fixed})
-		}
+	for id, a := range s.apps.all() {
+		out = append(out, AppAddr{App: id, Addr: a.fixed})
 	}
-	for _, shard := range s.rejected.shards {
-		for id, r := range shard {
-			out = append(out, AppAddr{App: id, Addr: r.Addr})
-		}
+	for id, r := range s.rejected.all() {
+		out = append(out, AppAddr{App: id, Addr: r.Addr})
 	}
 	slices.SortFunc(out, func(a, b AppAddr) int { return strings.Compare(a.App, b.App) })
 	return out

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"hash/maphash"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -15,10 +14,11 @@ import (
 // snapshot by swapping a pointer (atomic.Pointer); Apply derives one from
 // another, sharing everything that did not change.
 //
-// Every index is a table: a fixed array of small maps (shards) selected by a
-// hash of the key with a seed shared by a snapshot and everything Applied to
-// it. Apply copies only the shards it writes, so its cost follows the
-// changed apps, not the cluster; a read is a hash and a map lookup.
+// Every index is a table (table.go): a hash of the key, with a seed shared
+// by a snapshot and everything Applied to it, picks a small leaf of
+// entries. Apply copies only the leaves it writes and the short arrays
+// above them, so its cost follows the changed apps, not the cluster; a
+// read is a hash, two array reads and a scan of a few entries.
 type Snapshot struct {
 	policy *Policy
 	seed   maphash.Seed
@@ -129,15 +129,15 @@ func Build(p *Policy, apps []App) *Snapshot {
 	empty := &Snapshot{
 		policy:   p,
 		seed:     maphash.MakeSeed(),
-		apps:     newTable[string, *app](shardsNames),
-		rejected: newTable[string, Rejection](shardsSmall),
-		names:    newTable[string, claims](shardsNames),
-		vhosts:   newTable[string, claims](shardsNames),
-		suffixes: newTable[string, int](shardsNames),
-		reverse:  newTable[string, int](shardsSmall),
-		addrs:    newTable[addrKey, *owner](shardsAddrs),
-		conflict: newTable[addrKey, *owner](shardsSmall),
-		envs:     newTable[string, int](shardsSmall),
+		apps:     newTable[string, *app](blocksNames),
+		rejected: newTable[string, Rejection](blocksSmall),
+		names:    newTable[string, claims](blocksNames),
+		vhosts:   newTable[string, claims](blocksNames),
+		suffixes: newTable[string, int](blocksNames),
+		reverse:  newTable[string, int](blocksSmall),
+		addrs:    newTable[addrKey, *owner](blocksAddrs),
+		conflict: newTable[addrKey, *owner](blocksSmall),
+		envs:     newTable[string, int](blocksSmall),
 	}
 	return empty.Apply(apps, nil)
 }
@@ -203,10 +203,8 @@ func (s *Snapshot) Stats() Stats {
 // Rejected returns the apps left out, sorted by app id.
 func (s *Snapshot) Rejected() []Rejection {
 	out := make([]Rejection, 0, s.rejected.n)
-	for _, shard := range s.rejected.shards {
-		for _, r := range shard {
-			out = append(out, r)
-		}
+	for _, r := range s.rejected.all() {
+		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b Rejection) int { return strings.Compare(a.AppID, b.AppID) })
 	return out
@@ -215,10 +213,8 @@ func (s *Snapshot) Rejected() []Rejection {
 // Envs returns the sorted envs that have accepted apps.
 func (s *Snapshot) Envs() []string {
 	out := make([]string, 0, s.envs.n)
-	for _, shard := range s.envs.shards {
-		for env := range shard {
-			out = append(out, env)
-		}
+	for env := range s.envs.all() {
+		out = append(out, env)
 	}
 	slices.Sort(out)
 	return out
@@ -229,17 +225,15 @@ func (s *Snapshot) Envs() []string {
 // the watcher asks at every publish.
 func (s *Snapshot) Conflicts() []AddrConflict {
 	var out []AddrConflict
-	for _, shard := range s.conflict.shards {
-		for key, o := range shard {
-			c := AddrConflict{Addr: key.addr()}
-			for _, ae := range o.claimants {
-				c.Apps = append(c.Apps, ae.id)
-				c.Envs = append(c.Envs, ae.env)
-			}
-			slices.Sort(c.Envs)
-			c.Envs = slices.Compact(c.Envs)
-			out = append(out, c)
+	for key, o := range s.conflict.all() {
+		c := AddrConflict{Addr: key.addr()}
+		for _, ae := range o.claimants {
+			c.Apps = append(c.Apps, ae.id)
+			c.Envs = append(c.Envs, ae.env)
 		}
+		slices.Sort(c.Envs)
+		c.Envs = slices.Compact(c.Envs)
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b AddrConflict) int { return a.Addr.Compare(b.Addr) })
 	return out
@@ -256,76 +250,6 @@ type addrKey [16]byte
 func keyOf(a netip.Addr) addrKey { return a.Unmap().WithZone("").As16() }
 
 func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
-
-// Shards per table (powers of two): enough that a shard of a 10,000-app
-// cluster holds a few dozen entries, so that copying one is cheap. The
-// address index has a few entries per app (OAK_IP and every task's IP),
-// hence more shards.
-const (
-	shardsSmall = 64   // envs, rejected apps
-	shardsNames = 256  // apps, names, vhosts, name suffixes
-	shardsAddrs = 1024 // addresses
-)
-
-// table is a sharded map, keyed by a hash of the key (with the snapshot's
-// seed). Published tables are never written; an update replaces the shard
-// list and the shards it touches with copies (see tableWriter), so an
-// update costs the shards it writes, not the whole table.
-type table[K comparable, V any] struct {
-	shards []map[K]V // len is a power of two
-	n      int
-}
-
-func newTable[K comparable, V any](shards int) table[K, V] {
-	return table[K, V]{shards: make([]map[K]V, shards)}
-}
-
-func (t *table[K, V]) shard(hash uint64) int { return int(hash & uint64(len(t.shards)-1)) }
-
-func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
-	v, ok := t.shards[t.shard(hash)][key]
-	return v, ok
-}
-
-// tableWriter writes to a table that shares its shards with a published
-// one: the first write copies the shard list, and the first write to a
-// shard copies the shard.
-type tableWriter[K comparable, V any] struct {
-	t     *table[K, V]
-	owned []bool // nil until the first write
-}
-
-func (w *tableWriter[K, V]) own(hash uint64) map[K]V {
-	if w.owned == nil {
-		w.t.shards = slices.Clone(w.t.shards)
-		w.owned = make([]bool, len(w.t.shards))
-	}
-	i := w.t.shard(hash)
-	if !w.owned[i] {
-		w.owned[i] = true
-		w.t.shards[i] = maps.Clone(w.t.shards[i])
-		if w.t.shards[i] == nil {
-			w.t.shards[i] = make(map[K]V)
-		}
-	}
-	return w.t.shards[i]
-}
-
-func (w *tableWriter[K, V]) put(hash uint64, key K, v V) {
-	m := w.own(hash)
-	if _, ok := m[key]; !ok {
-		w.t.n++
-	}
-	m[key] = v
-}
-
-func (w *tableWriter[K, V]) del(hash uint64, key K) {
-	if _, ok := w.t.get(hash, key); !ok {
-		return
-	}
-	delete(w.own(hash), key)
-	w.t.n--
-}
 
 // update is one Apply in progress. Replacing an app records, per name,
 // vhost and address it touches, which app ids leave and join; finish then
