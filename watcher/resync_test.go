@@ -3,9 +3,11 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,10 +16,11 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// TestSameAppFields: a change to any field of catalog.App or catalog.Task
-// makes sameApp report a difference, so a field added to the catalog's
-// input cannot be skipped as unchanged.
-func TestSameAppFields(t *testing.T) {
+// TestPackedAppFields: a change to any field of catalog.App or
+// catalog.Task changes the app's packing, and unpacking gives the app
+// back, so a field added to the catalog's input can be neither lost
+// between syncs nor skipped as unchanged by a resync.
+func TestPackedAppFields(t *testing.T) {
 	base := catalog.App{Tasks: []catalog.Task{{}}}
 	for _, target := range []struct {
 		name string
@@ -36,20 +39,68 @@ func TestSameAppFields(t *testing.T) {
 				case reflect.String:
 					f.SetString("x")
 				case reflect.Int:
-					f.SetInt(1)
+					f.SetInt(-1)
 				case reflect.Map:
 					f.Set(reflect.ValueOf(map[string]string{"k": "v"}))
 				case reflect.Slice:
-					f.Set(reflect.Append(f, reflect.New(f.Type().Elem()).Elem()))
+					elem := reflect.New(f.Type().Elem()).Elem()
+					switch elem.Kind() {
+					case reflect.String:
+						elem.SetString("x")
+					case reflect.Int:
+						elem.SetInt(70000)
+					case reflect.Bool:
+						elem.SetBool(true)
+					case reflect.Struct: // PortSpec
+						elem.Field(0).SetString("x")
+					default:
+						t.Fatalf("element kind %s: teach this test and packApp", elem.Kind())
+					}
+					f.Set(reflect.Append(f, elem))
 				default:
-					t.Fatalf("field kind %s: teach this test and sameApp", f.Kind())
+					t.Fatalf("field kind %s: teach this test and packApp", f.Kind())
 				}
 				if sameApp(&base, &changed) {
 					t.Errorf("sameApp ignores %s", field.Name)
 				}
+				if string(packApp(&base)) == string(packApp(&changed)) {
+					t.Errorf("packApp ignores %s", field.Name)
+				}
+				if got, ok := packApp(&changed).unpack(); !ok || !sameApp(&got, &changed) {
+					t.Errorf("unpack(packApp(%+v)) = %+v, %v", changed, got, ok)
+				}
 			})
 		}
 	}
+}
+
+// TestPackedAppCanonical: equal apps pack equal, whatever their labels'
+// order or nil against empty; a truncated packing does not unpack.
+func TestPackedAppCanonical(t *testing.T) {
+	a := catalog.App{ID: "/a", Labels: map[string]string{"A": "1", "B": "2", "C": "3"}, Tasks: []catalog.Task{{ID: "t", IPs: []string{}}}}
+	b := catalog.App{ID: "/a", Labels: map[string]string{"C": "3", "A": "1", "B": "2"}, Ports: []catalog.PortSpec{}, Tasks: []catalog.Task{{ID: "t"}}}
+	pa, pb := packApp(&a), packApp(&b)
+	if string(pa) != string(pb) {
+		t.Fatalf("equal apps pack differently: %q, %q", pa, pb)
+	}
+	for n := range len(pa) {
+		if _, ok := pa[:n].unpack(); ok {
+			t.Fatalf("a packing cut to %d of %d bytes unpacks", n, len(pa))
+		}
+	}
+}
+
+// sameApp reports whether a and b hold the same data, field by field: the
+// reference the packing is checked against (TestPackedAppFields).
+func sameApp(a, b *catalog.App) bool {
+	return a.ID == b.ID && a.Version == b.Version && a.ConfigChange == b.ConfigChange &&
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Ports, b.Ports) && a.DockerIP == b.DockerIP &&
+		a.HealthChecks == b.HealthChecks && slices.EqualFunc(a.Tasks, b.Tasks, sameTask)
+}
+
+func sameTask(a, b catalog.Task) bool {
+	return a.ID == b.ID && a.State == b.State && a.Host == b.Host &&
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Health, b.Health)
 }
 
 // TestFullResyncFollowsList: after the simulator changed behind the
@@ -87,7 +138,7 @@ func TestFullResyncFollowsList(t *testing.T) {
 	if err := s.sim.Settle(settle); err != nil {
 		t.Fatal(err)
 	}
-	w.known.apps["/app9"] = catalog.App{ID: "/app9"} // a task update the list must undo
+	w.known.apps["/app9"] = packApp(&catalog.App{ID: "/app9"}) // a task update the list must undo
 	w.known.prints.forget("/app9")
 	list, err := w.listApps(session, w.known.prints)
 	if err != nil {

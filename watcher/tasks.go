@@ -2,7 +2,6 @@ package watcher
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 
@@ -191,25 +190,34 @@ func (t *tombstones) has(id string) bool {
 }
 
 // knownApps is the last known definition of every app, from REST syncs and
-// the task updates applied since. It belongs to the sync loop alone; readers
-// only ever see the immutable snapshots built from it. Applications in it
-// are never modified: a change copies the app and its task list.
+// the task updates applied since, packed (packedApp). It belongs to the
+// sync loop alone; readers only ever see the immutable snapshots built
+// from it.
 type knownApps struct {
-	apps   map[string]catalog.App
+	apps   map[string]packedApp
 	dead   *tombstones
 	prints *printIndex    // fingerprints of the list elements the apps are known from
 	listed map[string]int // scratch of resync: app id -> its last element
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]catalog.App), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}}
+	return &knownApps{apps: make(map[string]packedApp), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}}
+}
+
+// get returns the known app of id.
+func (k *knownApps) get(id string) (catalog.App, bool) {
+	p, ok := k.apps[id]
+	if !ok {
+		return catalog.App{}, false
+	}
+	return p.unpack()
 }
 
 // commit records the result of a published batch.
 func (k *knownApps) commit(upserts []catalog.App, removes []string) {
-	for _, a := range upserts {
-		k.apps[a.ID] = a
-		k.prints.forget(a.ID)
+	for i := range upserts {
+		k.apps[upserts[i].ID] = packApp(&upserts[i])
+		k.prints.forget(upserts[i].ID)
 	}
 	for _, id := range removes {
 		delete(k.apps, id)
@@ -236,8 +244,8 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		if k.listed[item.id] != i || item.app == nil {
 			continue
 		}
-		if old, ok := k.apps[item.id]; ok && sameApp(&old, item.app) {
-			continue
+		if old, ok := k.apps[item.id]; ok && string(old) == string(packApp(item.app)) {
+			continue // equal packings hold the same data
 		}
 		upserts = append(upserts, *item.app)
 	}
@@ -278,19 +286,6 @@ func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, li
 	return current.Apply(upserts, removes)
 }
 
-// sameApp reports whether a and b hold the same data (TestSameAppFields
-// keeps it in step with catalog.App's fields).
-func sameApp(a, b *catalog.App) bool {
-	return a.ID == b.ID && a.Version == b.Version && a.ConfigChange == b.ConfigChange &&
-		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Ports, b.Ports) && a.DockerIP == b.DockerIP &&
-		a.HealthChecks == b.HealthChecks && slices.EqualFunc(a.Tasks, b.Tasks, sameTask)
-}
-
-func sameTask(a, b catalog.Task) bool {
-	return a.ID == b.ID && a.State == b.State && a.Host == b.Host &&
-		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Health, b.Health)
-}
-
 // bury remembers the dead tasks of updates that are otherwise dropped (a
 // full resync covers them).
 func (k *knownApps) bury(updates []taskUpdate) {
@@ -313,11 +308,18 @@ func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string
 		refetching[id] = true
 	}
 	k.bury(updates)
+	known := make(map[string]catalog.App) // unpacked once per batch
 	for _, u := range updates {
 		if refetching[u.app] {
 			continue
 		}
-		if app, ok := k.apps[u.app]; !ok || !applicable(app, u) {
+		app, ok := known[u.app]
+		if !ok {
+			if app, ok = k.get(u.app); ok {
+				known[u.app] = app
+			}
+		}
+		if !ok || !applicable(app, u) {
 			refetching[u.app] = true
 			refetch = append(refetch, u.app)
 		}
@@ -328,7 +330,7 @@ func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string
 			continue
 		}
 		i, ok := edited[u.app]
-		app := k.apps[u.app]
+		app := known[u.app]
 		if ok {
 			app = changed[i]
 		}

@@ -219,7 +219,7 @@ func TestKnownAppsPlan(t *testing.T) {
 				}
 			} else if len(changed) != 1 || changed[0].ID != "/web" {
 				t.Errorf("changed %d apps, want /web", len(changed))
-			} else if got := taskIPs(k.apps["/web"]); !slices.Equal(got, tt.wantTasks) && !(len(got) == 0 && len(tt.wantTasks) == 0) {
+			} else if got := taskIPs(knownOf(t, k, "/web")); !slices.Equal(got, tt.wantTasks) && !(len(got) == 0 && len(tt.wantTasks) == 0) {
 				t.Errorf("tasks %q, want %q", got, tt.wantTasks)
 			}
 			if got := taskIPs(tt.known[0]); !slices.Equal(got, original) {
@@ -342,4 +342,11 @@ func TestWatcherAppliesTaskKillWithoutRefetch(t *testing.T) {
 		t.Errorf("%d GETs of an app for a task kill, want 0", n)
 	}
 	waitConverged(t, w, d, testPolicy(t))
+}
+
+// knownOf is the known app of id, or the zero App.
+func knownOf(t *testing.T, k *knownApps, id string) catalog.App {
+	t.Helper()
+	app, _ := k.get(id)
+	return app
 }
