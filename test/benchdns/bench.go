@@ -177,20 +177,25 @@ func run(ctx context.Context, cfg config, t tools) error {
 			}
 		}
 		l.rate, l.verbose = opt.rate, opt.rate > 0
-		profDone := make(chan error, 1)
-		if opt.profile != "" && cfg.profile != "" {
-			go func() {
-				// The allocations over the same window, beside the CPU
-				// profile: GC time follows them.
-				allocs := make(chan error, 1)
-				go func() {
-					allocs <- fetchProfile(ctx, s.pprof, "allocs", opt.duration-time.Second, filepath.Join(cfg.profile, strings.TrimSuffix(opt.profile, ".pprof")+".allocs.pprof"))
-				}()
-				err := fetchProfile(ctx, s.pprof, "profile", opt.duration-time.Second, filepath.Join(cfg.profile, opt.profile))
-				profDone <- errors.Join(err, <-allocs)
-			}()
-		} else {
-			profDone <- nil
+		// With -profile: a CPU profile and the allocations over the same
+		// window (GC time follows them), or an execution trace, which
+		// shows what made queries wait in a latency run.
+		var fetches []func() error
+		fetch := func(kind, file string) {
+			fetches = append(fetches, func() error {
+				return fetchProfile(ctx, s.pprof, kind, opt.duration-time.Second, filepath.Join(cfg.profile, file))
+			})
+		}
+		if cfg.profile != "" && opt.profile != "" {
+			fetch("profile", opt.profile)
+			fetch("allocs", strings.TrimSuffix(opt.profile, ".pprof")+".allocs.pprof")
+		}
+		if cfg.profile != "" && opt.trace != "" {
+			fetch("trace", opt.trace)
+		}
+		profDone := make(chan error, len(fetches))
+		for _, f := range fetches {
+			go func() { profDone <- f() }()
 		}
 		cpu0, err := cpuTime(s.proc.Cmd.Process.Pid)
 		if err != nil {
@@ -214,8 +219,12 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return measurement{}, err
 		}
-		if err := <-profDone; err != nil {
-			return measurement{}, fmt.Errorf("profile: %w", err)
+		var profErr error
+		for range fetches {
+			profErr = errors.Join(profErr, <-profDone)
+		}
+		if profErr != nil {
+			return measurement{}, fmt.Errorf("profile: %w", profErr)
 		}
 		if err := s.proc.exited(); err != nil {
 			return measurement{}, err
@@ -240,7 +249,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 	}
 	if cfg.latencyQPS > 0 {
 		for _, name := range []string{"hosts", "marathon"} {
-			m, err := measure(servers[name], name, 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS})
+			m, err := measure(servers[name], name, 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS, trace: name + "-latency.trace"})
 			if err != nil {
 				return err
 			}
@@ -287,6 +296,7 @@ type runOpts struct {
 	warmup, duration time.Duration
 	rate             int    // dnsperf -Q and -v (latency percentiles); 0 = as fast as possible
 	profile          string // CPU profile file name, "" = none
+	trace            string // execution trace file name, "" = none
 }
 
 // measureChurn measures the marathon server while the churn driver changes
