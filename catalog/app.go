@@ -26,6 +26,12 @@ type app struct {
 	fixed    netip.Addr   // OAK_IP; the zero Addr when unset
 	tasks    int          // tasks in TASK_RUNNING
 	live     int          // running tasks that pass their health checks
+
+	// Room for the usual single backend and claimed address, which the
+	// slices above then point into: fewer objects for the collector to
+	// mark (see owner).
+	oneBackend [1]Backend
+	oneClaimed [1]netip.Addr
 }
 
 // appVHost is one OAK_HTTP host of an app and the live endpoints that
@@ -118,6 +124,14 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 	}
 	slices.SortFunc(out.vhosts, func(x, y appVHost) int { return strings.Compare(x.host, y.host) })
 	out.claimed = sortAddrs(out.claimed)
+	if len(out.backends) == 1 {
+		out.oneBackend[0] = out.backends[0]
+		out.backends = out.oneBackend[:]
+	}
+	if len(out.claimed) == 1 {
+		out.oneClaimed[0] = out.claimed[0]
+		out.claimed = out.oneClaimed[:]
+	}
 	return out, nil
 }
 
