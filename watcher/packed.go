@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"bytes"
 	"encoding/binary"
 	"maps"
 	"slices"
@@ -21,7 +22,12 @@ type packedApp []byte
 // packApp packs a (TestPackedAppRoundTrip keeps it in step with
 // catalog.App's fields).
 func packApp(a *catalog.App) packedApp {
-	var b []byte
+	var scratch [512]byte // most apps pack into it; the result is one exact allocation
+	return bytes.Clone(appendPacked(scratch[:0], a))
+}
+
+// appendPacked appends a's packing to b.
+func appendPacked(b []byte, a *catalog.App) []byte {
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -65,7 +71,7 @@ func packApp(a *catalog.App) packedApp {
 			}
 		}
 	}
-	return slices.Clip(b)
+	return b
 }
 
 // unpack returns the app p holds; false only if p is not a packing, which

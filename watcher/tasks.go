@@ -194,10 +194,11 @@ func (t *tombstones) has(id string) bool {
 // sync loop alone; readers only ever see the immutable snapshots built
 // from it.
 type knownApps struct {
-	apps   map[string]packedApp
-	dead   *tombstones
-	prints *printIndex    // fingerprints of the list elements the apps are known from
-	listed map[string]int // scratch of resync: app id -> its last element
+	apps    map[string]packedApp
+	dead    *tombstones
+	prints  *printIndex    // fingerprints of the list elements the apps are known from
+	listed  map[string]int // scratch of resync: app id -> its last element
+	scratch []byte         // scratch of resync: a listed app's packing
 }
 
 func newKnownApps() *knownApps {
@@ -244,8 +245,11 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		if k.listed[item.id] != i || item.app == nil {
 			continue
 		}
-		if old, ok := k.apps[item.id]; ok && string(old) == string(packApp(item.app)) {
-			continue // equal packings hold the same data
+		if old, ok := k.apps[item.id]; ok {
+			k.scratch = appendPacked(k.scratch[:0], item.app)
+			if string(old) == string(k.scratch) {
+				continue // equal packings hold the same data
+			}
 		}
 		upserts = append(upserts, *item.app)
 	}
