@@ -188,13 +188,13 @@ func decodeEvent(name string, data []byte) (*marathon.Event, error) {
 // errEventTooLarge ends a stream whose event outgrows maxEventBytes.
 var errEventTooLarge = fmt.Errorf("event stream: an event is larger than %d bytes", maxEventBytes)
 
+// maxKeptData bounds the data buffer an sseReader keeps between events.
+const maxKeptData = 64 << 10
+
 // sseReader reads server-sent events (the WHATWG EventSource format):
 // "event:" and "data:" fields, events ended by a blank line, comments and
 // other fields (id, retry) skipped. Lines end with LF or CRLF, as Jetty
 // writes them; a lone CR is not a line end here.
-// maxKeptData bounds the data buffer an sseReader keeps between events.
-const maxKeptData = 64 << 10
-
 type sseReader struct {
 	r     *bufio.Reader
 	limit int
