@@ -19,7 +19,7 @@ import (
 // apps hold the same data exactly when their packings are equal.
 type packedApp []byte
 
-// packApp packs a (TestPackedAppRoundTrip keeps it in step with
+// packApp packs a (TestPackedAppFields keeps it in step with
 // catalog.App's fields).
 func packApp(a *catalog.App) packedApp {
 	var scratch [512]byte // most apps pack into it; the result is one exact allocation
