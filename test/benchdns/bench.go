@@ -316,11 +316,18 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 	go func() { resc <- ch.run(cctx) }()
 	s := servers["marathon"]
 	var runs []measurement
-	m, err := measure(s, "marathon+churn", 1, runOpts{warmup: cfg.warmup, duration: cfg.duration, profile: "marathon-churn.pprof"})
-	if err == nil {
-		runs = append(runs, m)
-		if cfg.latencyQPS > 0 {
-			m, err = measure(s, "marathon+churn", 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS})
+	var m measurement
+	for round := 1; round <= cfg.churnRounds && err == nil; round++ {
+		opt := runOpts{duration: cfg.duration}
+		if round == 1 {
+			opt.warmup, opt.profile = cfg.warmup, "marathon-churn.pprof"
+		}
+		if m, err = measure(s, "marathon+churn", round, opt); err == nil {
+			runs = append(runs, m)
+		}
+	}
+	if err == nil && cfg.latencyQPS > 0 {
+		if m, err = measure(s, "marathon+churn", 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS}); err == nil {
 			runs = append(runs, m)
 		}
 	}

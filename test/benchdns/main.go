@@ -39,6 +39,7 @@ type config struct {
 	duration    time.Duration
 	warmup      time.Duration
 	rounds      int
+	churnRounds int
 	clients     int
 	outstanding int
 	churnRate   int
@@ -105,6 +106,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.rounds, "rounds", 8, "idle rounds; each measures hosts then marathon, back to back")
 	fs.IntVar(&cfg.clients, "clients", 4, "dnsperf -c")
 	fs.IntVar(&cfg.outstanding, "outstanding", 200, "dnsperf -q")
+	fs.IntVar(&cfg.churnRounds, "churn-rounds", 3, "throughput runs under churn (the churn ratio is their mean over the idle mean)")
 	fs.IntVar(&cfg.churnRate, "churn-rate", 1000, "app changes per second on the simulator during the churn run")
 	fs.StringVar(&cfg.churnOp, "churn-op", churnKill, "churn operation: kill (kill an app's task; Marathon replaces it) or put (PUT a label change; restarts by deployment)")
 	fs.IntVar(&cfg.latencyQPS, "latency-qps", 10000, "fixed rate (dnsperf -Q) of the latency-percentile run of each server; 0 = none")
@@ -130,8 +132,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-resync must be positive, -mem-resyncs not negative")
 	case cfg.warmup < 0 || cfg.warmup%time.Second != 0:
 		return cfg, fmt.Errorf("-warmup must be whole seconds")
-	case cfg.rounds < 1 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
-		return cfg, fmt.Errorf("-rounds, -clients, -outstanding, -churn-workers must be positive")
+	case cfg.rounds < 1 || cfg.churnRounds < 1 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
+		return cfg, fmt.Errorf("-rounds, -churn-rounds, -clients, -outstanding, -churn-workers must be positive")
 	case cfg.churnOp != churnKill && cfg.churnOp != churnPut:
 		return cfg, fmt.Errorf("-churn-op must be %s or %s", churnKill, churnPut)
 	case cfg.latencyQPS < 0:

@@ -89,17 +89,27 @@ func (r *report) figures() []figure {
 		{"marathon / hosts QPS, median round", median(ratios), 1.0, fmt.Sprintf("per round %s; each round runs the two servers back to back, so drift of the machine's speed cancels best here", formatRatios(ratios))},
 		{"marathon / hosts queries per server CPU-second", r.mean("marathon", perCPU) / r.mean("hosts", perCPU), 1.0, "robust to other load on the server CPU"},
 	}
-	for _, m := range r.runs {
-		if m.server == "marathon+churn" && m.round > 0 && m.churn != nil {
-			figs = append(figs, figure{"marathon under churn / idle QPS", m.res.qps / marQPS, 0.9,
-				fmt.Sprintf("%.0f / %.0f; churn (%s) achieved %.0f changes/s (asked %d/s), %d failed, %d skipped",
-					m.res.qps, marQPS, r.cfg.churnOp, m.churn.rate(), r.cfg.churnRate, m.churn.failed, m.churn.skipped)})
-			// dnsperf shares its CPU with the simulator and the churn
-			// driver, so under churn it may not keep the server busy (see
-			// "server CPU"); per CPU-second the server's own cost shows.
-			figs = append(figs, figure{"marathon under churn / idle queries per server CPU-second", m.perCPU() / r.mean("marathon", perCPU), 0.9,
-				fmt.Sprintf("%.0f / %.0f; server CPU %.0f%% under churn", m.perCPU(), r.mean("marathon", perCPU), 100*m.cpuShare())})
+	if churnQPS := r.mean("marathon+churn", qps); churnQPS > 0 {
+		var churnRatios []float64
+		var cr *churnResult
+		for _, m := range r.runs {
+			if m.server == "marathon+churn" && m.round > 0 {
+				churnRatios = append(churnRatios, m.perCPU()/r.mean("marathon", perCPU))
+				cr = m.churn
+			}
 		}
+		achieved := ""
+		if cr != nil {
+			achieved = fmt.Sprintf("; churn (%s) achieved %.0f changes/s (asked %d/s), %d failed, %d skipped",
+				r.cfg.churnOp, cr.rate(), r.cfg.churnRate, cr.failed, cr.skipped)
+		}
+		figs = append(figs, figure{"marathon under churn / idle QPS", churnQPS / marQPS, 0.9,
+			fmt.Sprintf("%.0f / %.0f, means of %d and %d rounds%s", churnQPS, marQPS, len(churnRatios), r.cfg.rounds, achieved)})
+		// dnsperf shares its CPU with the simulator and the churn
+		// driver, so under churn it may not keep the server busy (see
+		// "server CPU"); per CPU-second the server's own cost shows.
+		figs = append(figs, figure{"marathon under churn / idle queries per server CPU-second", r.mean("marathon+churn", perCPU) / r.mean("marathon", perCPU), 0.9,
+			fmt.Sprintf("%.0f / %.0f; per churn round %s", r.mean("marathon+churn", perCPU), r.mean("marathon", perCPU), formatRatios(churnRatios))})
 	}
 	return figs
 }
