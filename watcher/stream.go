@@ -162,19 +162,13 @@ func (w *Watcher) streamURL(member string) string {
 	return member + path + "?" + url.Values{"event_type": streamEventTypes}.Encode()
 }
 
-// decodeEvent decodes one event into go-marathon's type for it, by the
-// SSE event name or else the JSON's eventType. It returns nil for events
-// outside eventFilter, without decoding their body.
-func decodeEvent(name string, data []byte) (*marathon.Event, error) {
-	ev, err := marathon.GetEvent(name)
+// decodeEvent decodes one event of a kind eventKind named into
+// go-marathon's type for it. It returns nil for events outside
+// eventFilter, without decoding their body.
+func decodeEvent(kind string, data []byte) (*marathon.Event, error) {
+	ev, err := marathon.GetEvent(kind)
 	if err != nil {
-		var kind marathon.EventType
-		if err := json.Unmarshal(data, &kind); err != nil {
-			return nil, fmt.Errorf("event type: %w", err)
-		}
-		if ev, err = marathon.GetEvent(kind.EventType); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	if ev.ID&eventFilter == 0 {
 		return nil, nil

@@ -171,7 +171,11 @@ func TestDecodeEvent(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeEvent(tc.event, []byte(tc.data))
+			var got *marathon.Event
+			kind, err := eventKind(tc.event, []byte(tc.data))
+			if err == nil {
+				got, err = decodeEvent(kind, []byte(tc.data))
+			}
 			if (err != nil) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("decodeEvent = %+v, %v; want %+v, error %v", got, err, tc.want, tc.wantErr)
 			}
@@ -273,4 +277,26 @@ func BenchmarkStatusUpdate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// parseTaskUpdate is the reference the lean decode is checked against: the
+// task update of a status update as go-marathon decodes it, and false when
+// ev is not one or does not parse cleanly.
+func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
+	if ev == nil {
+		return taskUpdate{}, false
+	}
+	e, ok := ev.Event.(*marathon.EventStatusUpdate)
+	if !ok || e == nil {
+		return taskUpdate{}, false
+	}
+	lean := statusUpdate{AppID: e.AppID, TaskID: e.TaskID, TaskStatus: e.TaskStatus, Version: e.Version, Host: e.Host, Ports: e.Ports}
+	for _, ip := range e.IPAddresses {
+		var addr *ipAddress
+		if ip != nil {
+			addr = &ipAddress{IPAddress: ip.IPAddress}
+		}
+		lean.IPAddresses = append(lean.IPAddresses, addr)
+	}
+	return lean.taskUpdate()
 }

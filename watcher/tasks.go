@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	marathon "github.com/gambol99/go-marathon"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/oakdns/oak/catalog"
@@ -96,27 +95,6 @@ func decodeStatusUpdate(data []byte) (*statusUpdate, error) {
 		return nil, fmt.Errorf("%s: %w", statusUpdateEvent, err)
 	}
 	return &e, nil
-}
-
-// parseTaskUpdate returns the task update a go-marathon event carries, and
-// false when it is not a status update or does not parse cleanly.
-func parseTaskUpdate(ev *marathon.Event) (taskUpdate, bool) {
-	if ev == nil {
-		return taskUpdate{}, false
-	}
-	e, ok := ev.Event.(*marathon.EventStatusUpdate)
-	if !ok || e == nil {
-		return taskUpdate{}, false
-	}
-	lean := statusUpdate{AppID: e.AppID, TaskID: e.TaskID, TaskStatus: e.TaskStatus, Version: e.Version, Host: e.Host, Ports: e.Ports}
-	for _, ip := range e.IPAddresses {
-		var addr *ipAddress
-		if ip != nil {
-			addr = &ipAddress{IPAddress: ip.IPAddress}
-		}
-		lean.IPAddresses = append(lean.IPAddresses, addr)
-	}
-	return lean.taskUpdate()
 }
 
 // taskUpdate returns the task update a status update carries, and false

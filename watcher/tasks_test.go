@@ -73,7 +73,7 @@ func TestParseTaskUpdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, ok := parseTaskUpdate(event(t, tt.body))
+			u, ok := leanUpdate(t, tt.body)
 			if ok != tt.ok || ok && u.change != tt.change {
 				t.Fatalf("parse = %+v, %v; want ok=%v change=%v", u, ok, tt.ok, tt.change)
 			}
@@ -196,7 +196,7 @@ func TestKnownAppsPlan(t *testing.T) {
 			for i, batch := range tt.batches {
 				var updates []taskUpdate
 				for _, body := range batch {
-					u, ok := parseTaskUpdate(event(t, body))
+					u, ok := leanUpdate(t, body)
 					if !ok {
 						t.Fatalf("event does not parse: %s", body)
 					}
@@ -349,4 +349,14 @@ func knownOf(t *testing.T, k *knownApps, id string) catalog.App {
 	t.Helper()
 	app, _ := k.get(id)
 	return app
+}
+
+// leanUpdate is the task update the stream takes from an event body.
+func leanUpdate(t *testing.T, body string) (taskUpdate, bool) {
+	t.Helper()
+	e, err := decodeStatusUpdate([]byte(body))
+	if err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	return e.taskUpdate()
 }
