@@ -14,25 +14,43 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// pacer pauses a resync's loop every stride steps (a fraction of a
-// millisecond of work), leaving the core to the goroutines the network has
-// woken, such as DNS queries: a runtime.Gosched would not, since the
-// scheduler polls the network only when no goroutine is runnable, or
-// every 10 ms (BenchmarkResyncDelay).
+// pacer pauses a long loop of the watcher (a resync's decode and
+// comparison with the known apps) once it has held the core for
+// sliceBudget, leaving the core to the goroutines the network has woken,
+// such as DNS queries: a runtime.Gosched would not, since the scheduler
+// polls the network only when no goroutine is runnable, or every 10 ms
+// (BenchmarkResyncDelay). The budget is time, not steps, because a step's
+// cost varies a hundredfold: an unchanged list element is hashed, a
+// changed one decoded.
 type pacer struct {
-	stride, n int
+	every int       // steps between looks at the clock
+	n     int       // steps taken
+	since time.Time // start of the current slice
 }
 
-// Strides: list elements (hashed, walked or decoded), and map updates.
+// sliceBudget is how long the watcher runs before it pauses; pauseFor is
+// the pause asked for (the timer may give more). On the single core of
+// bench-dns, a query that arrives during a slice waits for the rest of it.
 const (
-	elementStride = 64
-	mapStride     = 1024
+	sliceBudget = 200 * time.Microsecond
+	pauseFor    = 20 * time.Microsecond
 )
 
+// Steps between looks at the clock: list elements cost a microsecond or
+// more each, map updates tens of nanoseconds.
+const (
+	elementStride = 1
+	mapStride     = 64
+)
+
+func newPacer(every int) pacer { return pacer{every: every, since: time.Now()} }
+
 func (p *pacer) step() {
-	if p.n++; p.n%p.stride == 0 {
-		time.Sleep(20 * time.Microsecond)
+	if p.n++; p.n%p.every != 0 || time.Since(p.since) < sliceBudget {
+		return
 	}
+	time.Sleep(pauseFor)
+	p.since = time.Now()
 }
 
 // errNoAppsArray is the error of a body that is not one object with one
@@ -193,7 +211,7 @@ func decodeAppArray(dec *jsontext.Decoder, index *printIndex, size int) ([]liste
 		return nil, fmt.Errorf(`parse apps: "apps" is %v, not an array`, tok.Kind())
 	}
 	list := make([]listedApp, 0, size)
-	pace := pacer{stride: elementStride}
+	pace := newPacer(elementStride)
 	for i := 0; dec.PeekKind() != ']'; i++ {
 		pace.step()
 		raw, err := dec.ReadValue()

@@ -212,7 +212,7 @@ func (k *knownApps) commit(upserts []catalog.App, removes []string) {
 // catalog parses the labels of changed apps only.
 func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []string, commit func()) {
 	clear(k.listed)
-	pace := pacer{stride: mapStride}
+	pace := newPacer(mapStride)
 	for i := range list {
 		pace.step()
 		k.listed[list[i].id] = i
