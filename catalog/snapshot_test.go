@@ -329,6 +329,20 @@ func TestApplyEquivalence(t *testing.T) {
 			}
 			want := Build(p, final)
 			sameContent(t, next, want)
+			// One app at a time, the removals with the last: the same
+			// snapshot, since a snapshot is a function of its apps.
+			parts := s
+			for i, a := range step.upsert {
+				if i < len(step.upsert)-1 {
+					parts = parts.Apply([]App{a}, nil)
+				} else {
+					parts = parts.Apply([]App{a}, step.remove)
+				}
+			}
+			if len(step.upsert) == 0 {
+				parts = parts.Apply(nil, step.remove)
+			}
+			sameContent(t, parts, want)
 			s = next
 		})
 	}
