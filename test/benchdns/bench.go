@@ -327,7 +327,8 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 		}
 	}
 	if err == nil && cfg.latencyQPS > 0 {
-		if m, err = measure(s, "marathon+churn", 0, runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS}); err == nil {
+		opt := runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS, trace: "marathon-churn-latency.trace"}
+		if m, err = measure(s, "marathon+churn", 0, opt); err == nil {
 			runs = append(runs, m)
 		}
 	}
