@@ -30,7 +30,7 @@ type server struct {
 
 // measurement is one measured dnsperf run against one server.
 type measurement struct {
-	server string // "hosts", "marathon", "marathon+churn"
+	server string // "hosts", "marathon", and each "+churn" (measured while Marathon churns)
 	round  int    // 0 = the fixed-rate latency run
 	rate   int    // dnsperf -Q of a latency run
 	res    result
@@ -314,21 +314,35 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 	ch := churn{client: client, apps: topo.apps, op: cfg.churnOp, rate: cfg.churnRate, workers: cfg.workers}
 	resc := make(chan churnResult, 1)
 	go func() { resc <- ch.run(cctx) }()
-	s := servers["marathon"]
+	// hosts does not follow Marathon: measured under the same churn, it is
+	// the control, what the simulator and the churn driver on the load CPU
+	// cost any server's throughput.
 	var runs []measurement
 	var m measurement
 	for round := 1; round <= cfg.churnRounds && err == nil; round++ {
-		opt := runOpts{duration: cfg.duration}
-		if round == 1 {
-			opt.warmup, opt.profile = cfg.warmup, "marathon-churn.pprof"
-		}
-		if m, err = measure(s, "marathon+churn", round, opt); err == nil {
+		for _, name := range []string{"hosts", "marathon"} {
+			opt := runOpts{duration: cfg.duration}
+			if round == 1 {
+				opt.warmup = cfg.warmup
+				if name == "marathon" {
+					opt.profile = "marathon-churn.pprof"
+				}
+			}
+			if m, err = measure(servers[name], name+"+churn", round, opt); err != nil {
+				break
+			}
 			runs = append(runs, m)
 		}
 	}
-	if err == nil && cfg.latencyQPS > 0 {
-		opt := runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS, trace: "marathon-churn-latency.trace"}
-		if m, err = measure(s, "marathon+churn", 0, opt); err == nil {
+	for _, name := range []string{"hosts", "marathon"} {
+		if err != nil || cfg.latencyQPS == 0 {
+			break
+		}
+		opt := runOpts{duration: cfg.latencyRun, rate: cfg.latencyQPS}
+		if name == "marathon" {
+			opt.trace = "marathon-churn-latency.trace"
+		}
+		if m, err = measure(servers[name], name+"+churn", 0, opt); err == nil {
 			runs = append(runs, m)
 		}
 	}
