@@ -83,7 +83,8 @@ bench-ipam:
 	$(GO) test -run='^$$' -bench='Restart10k|Rebuild10k|Reconcile10k' -benchmem -count=3 ./ipam
 
 ## bench-dns: dnsperf against bin/coredns, marathon plugin vs stock hosts
-## (10,000 names, same binary, same run), then the plugin under churn.
+## (10,000 names, same binary, same run), then both under Marathon churn
+## (hosts, which follows no Marathon, as the control).
 bench-dns: build
 	$(GO) run ./test/benchdns -bin $(BIN) -out $(BIN)/bench-dns.md
 

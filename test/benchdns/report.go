@@ -120,7 +120,7 @@ func (r *report) figures() []figure {
 				figure{"control: hosts under the same churn / idle, per CPU-second", control, 0,
 					fmt.Sprintf("%.0f / %.0f; hosts follows no Marathon, so this is the rig's share", hostsChurn, r.mean("hosts", perCPU))},
 				figure{"marathon's churn ratio over the control's", marChurn / control, 0,
-					"per server CPU-second: the share of marathon's loss under churn that is its own work"})
+					"per server CPU-second, the rig's share divided out: what marathon's own work under churn leaves"})
 		}
 	}
 	return figs
