@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	marathon "github.com/gambol99/go-marathon"
 
@@ -175,4 +176,34 @@ func FuzzLeanDecode(f *testing.F) {
 			t.Fatalf("lean decode\n%+v\nwant\n%+v", got, want)
 		}
 	})
+}
+
+// TestPacer checks when the pacer pauses: only on every every-th step, and
+// only once the slice has run past sliceBudget; a pause starts a new slice.
+func TestPacer(t *testing.T) {
+	tests := []struct {
+		name      string
+		every     int
+		steps     int
+		sliceAge  time.Duration // how long the slice has run before the steps (negative: not yet begun, so no stall of the machine can age it)
+		wantPause bool
+	}{
+		{"fresh slice", 1, 1, -time.Hour, false},
+		{"slice past the budget", 1, 1, 2 * sliceBudget, true},
+		{"past the budget, between looks at the clock", 64, 63, 2 * sliceBudget, false},
+		{"past the budget, at a look at the clock", 64, 64, 2 * sliceBudget, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPacer(tt.every)
+			began := time.Now().Add(-tt.sliceAge)
+			p.since = began
+			for range tt.steps {
+				p.step()
+			}
+			if paused := p.since != began; paused != tt.wantPause {
+				t.Errorf("paused = %v, want %v", paused, tt.wantPause)
+			}
+		})
+	}
 }
