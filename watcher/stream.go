@@ -68,7 +68,9 @@ func (w *Watcher) runStream(ctx context.Context, client *http.Client) {
 
 // readStream connects to member's event stream and applies its events
 // until it ends; connected says whether it was answered with 200.
-func (w *Watcher) readStream(ctx context.Context, client *http.Client, member string, mapper *eventMapper) (connected bool, err error) {
+func (w *Watcher) readStream(parent context.Context, client *http.Client, member string, mapper *eventMapper) (connected bool, err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.streamURL(member), nil)
 	if err != nil {
 		return false, err
@@ -91,12 +93,20 @@ func (w *Watcher) readStream(ctx context.Context, client *http.Client, member st
 		return false, fmt.Errorf("event stream: HTTP %s", resp.Status)
 	}
 	w.streamUp()
-	events := newSSEReader(resp.Body)
+	// A master that died without closing the connection (a host gone, a
+	// partition) sends nothing, not even heartbeats: after StreamIdle the
+	// stream is ended, and the reconnect's full resync covers the gap.
+	idle := time.AfterFunc(w.cfg.StreamIdle, func() { cancel(errStreamIdle) })
+	defer idle.Stop()
+	events := newSSEReader(&idleReader{r: resp.Body, timer: idle, idle: w.cfg.StreamIdle})
 	for {
 		name, data, err := events.next()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF // Marathon never ends a stream on purpose
+			}
+			if cause := context.Cause(ctx); errors.Is(cause, errStreamIdle) {
+				err = fmt.Errorf("%w: nothing for %s", cause, w.cfg.StreamIdle)
 			}
 			return true, err
 		}
@@ -128,6 +138,25 @@ func (w *Watcher) readStream(ctx context.Context, client *http.Client, member st
 		}
 		w.pending.mark(mapper.dirty(ev))
 	}
+}
+
+// errStreamIdle ends a stream that brought nothing for Config.StreamIdle.
+var errStreamIdle = errors.New("event stream silent, not even a heartbeat; taken for dead")
+
+// idleReader reads the stream's body and pushes its idle timer back
+// whenever bytes arrive (events or heartbeats).
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
 }
 
 // statusUpdateEvent is the event of a task's state change: under churn,

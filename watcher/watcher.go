@@ -26,6 +26,7 @@ const (
 	DefaultRetryMax       = 10 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
 	DefaultStreamFailover = 15 * time.Second
+	DefaultStreamIdle     = 30 * time.Second
 )
 
 // fetchParallelism bounds concurrent GET /v2/apps/{id} of a partial sync.
@@ -61,6 +62,11 @@ type Config struct {
 	// there are several Endpoints, before it tries the other masters; until
 	// then it reconnects to the master it was following. Default 15s.
 	StreamFailover time.Duration
+	// StreamIdle is how long the event stream may bring nothing, not even
+	// a heartbeat, before the watcher takes the connection for dead and
+	// reconnects (whose full resync covers what was missed). Marathon
+	// sends a heartbeat every 10s; default 30s.
+	StreamIdle time.Duration
 }
 
 // Watcher follows Marathon and publishes catalog snapshots. Create it with
@@ -108,6 +114,7 @@ func New(cfg Config) (*Watcher, error) {
 	setDefault(&cfg.Resync, DefaultResync)
 	setDefault(&cfg.BatchWindow, DefaultBatchWindow)
 	setDefault(&cfg.MaxPartial, DefaultMaxPartial)
+	setDefault(&cfg.StreamIdle, DefaultStreamIdle)
 	setDefault(&cfg.RetryMin, DefaultRetryMin)
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)

@@ -655,3 +655,81 @@ func TestWatcherStopsCleanly(t *testing.T) {
 	s.close()
 	d.client.CloseIdleConnections()
 }
+
+// mutedStreams puts the simulator behind a handler whose event streams
+// can be silenced without being closed: the connection of a master whose
+// host died, or that a partition cut, which TCP keeps open for minutes.
+type mutedStreams struct {
+	sim *marathonsim.Server
+	mu  sync.Mutex
+	on  []*atomic.Bool // one per event stream served so far
+}
+
+func (m *mutedStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v2/events" {
+		m.sim.ServeHTTP(w, r)
+		return
+	}
+	muted := new(atomic.Bool)
+	m.mu.Lock()
+	m.on = append(m.on, muted)
+	m.mu.Unlock()
+	m.sim.ServeHTTP(&mutedWriter{ResponseWriter: w, muted: muted}, r)
+}
+
+// silence mutes every stream served so far; later ones are not.
+func (m *mutedStreams) silence() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, muted := range m.on {
+		muted.Store(true)
+	}
+}
+
+type mutedWriter struct {
+	http.ResponseWriter
+	muted *atomic.Bool
+}
+
+func (w *mutedWriter) Write(p []byte) (int, error) {
+	if w.muted.Load() {
+		return len(p), nil // lost on the way
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *mutedWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+func (w *mutedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestWatcherDropsSilentStream: while Marathon's heartbeats arrive the
+// stream is kept, however long no event comes; once nothing arrives for
+// StreamIdle the watcher takes the connection for dead, reconnects, and
+// its full resync recovers a change whose event was lost meanwhile.
+func TestWatcherDropsSilentStream(t *testing.T) {
+	opts := fastSim()
+	opts.Apps = appsJSON(3, 1)
+	opts.Heartbeat = 20 * time.Millisecond
+	front := &mutedStreams{sim: marathonsim.New(opts)}
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	d := newDriver(t, srv.URL)
+	w := newWatcher(t, []string{srv.URL}, func(c *Config) { c.StreamIdle = time.Second })
+	runWatcher(t, w)
+	waitFor(t, "stream connected", func() bool { return w.Ready() && w.Status().Connected })
+
+	time.Sleep(3 * time.Second) // three idle periods without an event, 150 heartbeats
+	if st := w.Status(); st.Reconnects != 0 || !st.Connected {
+		t.Fatalf("a stream with heartbeats was dropped: %+v", st)
+	}
+
+	front.silence()
+	d.call(http.MethodPut, "/v2/apps/app1?force=true", map[string]any{
+		"labels": map[string]string{"OAK_NAMES": "moved.app1.example.com"},
+	})
+	waitFor(t, "reconnect after the silence", func() bool { return w.Status().Reconnects > 0 })
+	waitConverged(t, w, d, testPolicy(t))
+	if got := served(w.Snapshot(), "moved.app1.example.com"); len(got) == 0 {
+		t.Errorf("the change made while the stream was silent is not served")
+	}
+}
