@@ -7,8 +7,9 @@
 //
 //	go run ./test/traceslices [-top N] [-over DURATION] TRACE
 //
-// TRACE is what `benchdns -profile DIR` writes for each latency run
-// (DIR/marathon-latency.trace, DIR/hosts-latency.trace).
+// TRACE is what `benchdns -profile DIR` writes for each fixed-rate run
+// (DIR/hosts-latency.trace, DIR/marathon-latency.trace and, under churn,
+// DIR/marathon-churn-latency.trace).
 package main
 
 import (
