@@ -239,6 +239,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 	}
 	return upserts, removes, func() {
 		k.commit(upserts, removes)
+		pace := newPacer(mapStride) // the commit runs later, after the Apply: a slice of its own
 		for _, i := range k.listed {
 			pace.step()
 			if item := &list[i]; !item.sameRaw {
