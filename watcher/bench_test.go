@@ -499,3 +499,84 @@ func BenchmarkLiveHeap(b *testing.B) {
 		runtime.KeepAlive(w)
 	}
 }
+
+// BenchmarkTaskBatch measures the watcher's own work for one task kill,
+// the sync loop's share of BenchmarkTaskChurn without the simulator and the
+// driver that share that benchmark's process: of 10,000 known apps of one
+// task, batches of 16 apps lose their task (TASK_KILLED) and then run a
+// replacement on a new address (TASK_RUNNING), as Marathon replaces a
+// killed task. Each status event is decoded from its bytes as the stream
+// does, queued, planned, applied to the snapshot and published. An op is
+// one kill: two events and two batches' share.
+func BenchmarkTaskBatch(b *testing.B) {
+	const apps, batch = 10000, 16
+	body := appsJSON(apps, 1)
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	w := newWatcher(b, []string{srv.URL}, nil)
+	s := testSession(b, w)
+	if err := w.fullSync(s); err != nil {
+		b.Fatal(err)
+	}
+	current := make([]string, apps) // app i's running task
+	for i := range current {
+		current[i] = fmt.Sprintf("app%d.t0", i)
+	}
+	const version = "2017-07-19T17:34:41.967Z"
+	event := func(app int, task, state string, ip int) []byte {
+		return fmt.Appendf(nil, `{"eventType":"status_update_event","timestamp":"2017-07-19T17:35:15.654Z","slaveId":"s1",`+
+			`"taskId":%q,"taskStatus":%q,"message":"","appId":"/app%d","host":"127.0.0.1","ports":[31000],`+
+			`"ipAddresses":[{"ipAddress":"10.200.%d.%d","protocol":"IPv4"}],"version":%q}`,
+			task, state, app, ip>>8&255, ip&255, version)
+	}
+	queue := func(data []byte) {
+		e, err := decodeStatusUpdate(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		u, ok := e.taskUpdate()
+		if !ok {
+			b.Fatalf("update does not parse: %s", data)
+		}
+		w.pending.update(u)
+	}
+	step := func() {
+		if err := w.step(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The events are made beforehand: the sim's bytes are not the watcher's work.
+	kills, runs := make([][]byte, 0, b.N), make([][]byte, 0, b.N)
+	for n := range b.N {
+		app := (n * 7919) % apps // spread over the cluster
+		next := fmt.Sprintf("app%d.r%d", app, n)
+		kills = append(kills, event(app, current[app], "TASK_KILLED", 0))
+		runs = append(runs, event(app, next, "TASK_RUNNING", n))
+		current[app] = next
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for start := 0; start < b.N; start += batch {
+		end := min(start+batch, b.N)
+		for _, data := range kills[start:end] {
+			queue(data)
+		}
+		step()
+		for _, data := range runs[start:end] {
+			queue(data)
+		}
+		step()
+	}
+	b.StopTimer()
+	snap := w.Snapshot()
+	if st := snap.Stats(); st.Apps != apps || st.Tasks != apps {
+		b.Fatalf("after the kills: %+v, want %d apps each running one task", st, apps)
+	}
+	if n := requests.Load(); n != 1 {
+		b.Fatalf("%d REST requests; the list, and none for task updates of known apps", n)
+	}
+}

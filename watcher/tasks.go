@@ -291,41 +291,42 @@ func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string
 		refetching[id] = true
 	}
 	k.bury(updates)
-	known := make(map[string]catalog.App) // unpacked once per batch
+	// The apps of the updates, each unpacked once, side by side in one
+	// slice: a map of App values (128 bytes each) grew by copying them.
+	apps := make([]catalog.App, 0, len(updates))
+	index := make(map[string]int, len(updates)) // app id -> its index in apps
 	for _, u := range updates {
 		if refetching[u.app] {
 			continue
 		}
-		app, ok := known[u.app]
+		i, ok := index[u.app]
 		if !ok {
+			var app catalog.App
 			if app, ok = k.get(u.app); ok {
-				known[u.app] = app
+				i = len(apps)
+				index[u.app] = i
+				apps = append(apps, app)
 			}
 		}
-		if !ok || !applicable(app, u) {
+		if !ok || !applicable(&apps[i], u) {
 			refetching[u.app] = true
 			refetch = append(refetch, u.app)
 		}
 	}
-	edited := make(map[string]int) // app id -> index in changed
+	edited := make([]bool, len(apps)) // the app's tasks are a copy of its own
 	for _, u := range updates {
 		if refetching[u.app] || u.change == taskInactive {
 			continue
 		}
-		i, ok := edited[u.app]
-		app := known[u.app]
-		if ok {
-			app = changed[i]
+		i := index[u.app]
+		if tasks, did := k.applyTask(apps[i].Tasks, u, !edited[i]); did {
+			apps[i].Tasks, edited[i] = tasks, true
 		}
-		tasks, did := k.applyTask(app.Tasks, u, !ok)
-		switch {
-		case !did:
-		case ok:
-			changed[i].Tasks = tasks
-		default:
-			app.Tasks = tasks
-			edited[u.app] = len(changed)
-			changed = append(changed, app)
+	}
+	changed = apps[:0] // in place: an app moves only towards the front
+	for i := range apps {
+		if edited[i] && !refetching[apps[i].ID] {
+			changed = append(changed, apps[i])
 		}
 	}
 	return refetch, changed
@@ -337,7 +338,7 @@ func (k *knownApps) plan(dirty []string, updates []taskUpdate) (refetch []string
 // known ones), and, for a new running task, the app has no health checks
 // (such a task is not live until its health results come, and health events
 // refetch the app). Removing a dead task is always right.
-func applicable(app catalog.App, u taskUpdate) bool {
+func applicable(app *catalog.App, u taskUpdate) bool {
 	known := u.version == app.Version || app.ConfigChange != "" && u.version == app.ConfigChange
 	if !known {
 		return false

@@ -185,6 +185,19 @@ func TestKnownAppsPlan(t *testing.T) {
 			}},
 			wantRefetch: []string{"/web"},
 		},
+		{
+			name:  "apps of one batch are planned apart",
+			known: []catalog.App{knownApp("/web", false), knownApp("/api", false), knownApp("/db", false)},
+			batches: [][]string{{
+				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
+				statusEvent("/api", "api.2", "TASK_RUNNING", v2, "10.0.0.5"), // refetched: another version
+				statusEvent("/db", "db.2", "TASK_STAGING", v1, ""),           // nothing to do
+				statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1"),
+				statusEvent("/web", "web.3", "TASK_RUNNING", v1, "10.0.0.3"),
+			}},
+			wantRefetch: []string{"/api"},
+			wantTasks:   []string{"web.2=10.0.0.2/TASK_RUNNING", "web.3=10.0.0.3/TASK_RUNNING"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
