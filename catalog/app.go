@@ -52,19 +52,9 @@ type Backend struct {
 // newApp turns a Marathon application into an app, or says why it is left
 // out. The application is read, never kept.
 func newApp(p *Policy, a *App) (*app, *Rejection) {
-	if a.ID == "" {
-		return nil, &Rejection{Label: "id", Reason: "app has no id"}
-	}
-	labels, err := p.labels.Parse(a.Labels)
-	if err == nil && labels.IP.IsValid() {
-		err = p.checkFixedIP(labels.IP, a.DockerIP)
-	}
-	if err != nil {
-		var le *LabelError
-		if !errors.As(err, &le) {
-			le = p.labels.labelError(labelIP, labels.IP.String(), err)
-		}
-		return nil, &Rejection{AppID: a.ID, Label: le.Label, Value: le.Value, Reason: le.Reason, Addr: declaredAddr(p, a)}
+	labels, rejection := p.accept(a)
+	if rejection != nil {
+		return nil, rejection
 	}
 	out := &app{id: a.ID, env: labels.Env, names: labels.Names, fixed: labels.IP}
 	if out.env == "" {
@@ -133,6 +123,35 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 		out.claimed = out.oneClaimed[:]
 	}
 	return out, nil
+}
+
+// Check returns why a snapshot would leave a out (the Rejection that
+// Snapshot.Rejected would list for it), or nil when a is accepted. It is
+// the catalog's own decision, for tools that check an app before Marathon
+// has it: nginxctl's deploy refuses an app the DNS would not serve.
+func (p *Policy) Check(a *App) *Rejection {
+	_, rejection := p.accept(a)
+	return rejection
+}
+
+// accept validates what decides whether a is served: its id, its labels,
+// and its fixed address against the Docker ip parameter and the policy.
+func (p *Policy) accept(a *App) (AppLabels, *Rejection) {
+	if a.ID == "" {
+		return AppLabels{}, &Rejection{Label: "id", Reason: "app has no id"}
+	}
+	labels, err := p.labels.Parse(a.Labels)
+	if err == nil && labels.IP.IsValid() {
+		err = p.checkFixedIP(labels.IP, a.DockerIP)
+	}
+	if err != nil {
+		var le *LabelError
+		if !errors.As(err, &le) {
+			le = p.labels.labelError(labelIP, labels.IP.String(), err)
+		}
+		return AppLabels{}, &Rejection{AppID: a.ID, Label: le.Label, Value: le.Value, Reason: le.Reason, Addr: declaredAddr(p, a)}
+	}
+	return labels, nil
 }
 
 // declaredAddr is the fixed address a rejected app declares, read loosely:

@@ -13,8 +13,10 @@
 // RFC 1123 (no wildcards or underscores), IPs unicast without zone, ports
 // 1..65535, protocols tcp or udp. Spaces around list items are trimmed and
 // empty items are errors. An app with an invalid label is left out and
-// reported as a Rejection; the others are unaffected. Apps without oak
-// labels are kept: they are in the default env and identify their clients.
+// reported as a Rejection; the others are unaffected. Policy.Check gives
+// that decision for one app before Marathon has it (nginxctl's deploy
+// refuses such an app). Apps without oak labels are kept: they are in the
+// default env and identify their clients.
 //
 // # Backends
 //

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/oakdns/oak/catalog"
@@ -22,6 +23,17 @@ func TestIsolationTable(t *testing.T) {
 	}
 	if got := len(s.Rejected()); got != 3 {
 		t.Errorf("%d apps rejected, want 3 (outside the pool, Docker ip mismatch, loopback): %+v", got, s.Rejected())
+	}
+	// Policy.Check, asked of each app alone, rejects exactly these.
+	var checked []catalog.Rejection
+	for _, a := range table.CatalogApps() {
+		if r := s.Policy().Check(&a); r != nil {
+			checked = append(checked, *r)
+		}
+	}
+	slices.SortFunc(checked, func(a, b catalog.Rejection) int { return strings.Compare(a.AppID, b.AppID) })
+	if !slices.Equal(checked, s.Rejected()) {
+		t.Errorf("Check rejects %+v, the snapshot %+v", checked, s.Rejected())
 	}
 	for _, c := range table.Names {
 		env, _ := s.EnvOf(netip.MustParseAddr(c.Client))

@@ -3,6 +3,7 @@ package catalog
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -216,7 +217,8 @@ func TestRejections(t *testing.T) {
 		testApp("/bad-ip", labels("", "x.example.com", "OAK_IP", "10.0.0.256"), running("10.0.0.3")),
 		testApp("", labels("", "noid.example.com")),
 	}
-	s := Build(mustPolicy(t, PolicyConfig{}), apps)
+	p := mustPolicy(t, PolicyConfig{})
+	s := Build(p, apps)
 	want := []Rejection{
 		{AppID: "", Label: "id", Reason: "app has no id"},
 		{AppID: "/bad-ip", Label: "OAK_IP", Value: "10.0.0.256", Reason: `"10.0.0.256" is not an IP address`},
@@ -224,6 +226,17 @@ func TestRejections(t *testing.T) {
 	}
 	if got := s.Rejected(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Rejected() = %+v\nwant %+v", got, want)
+	}
+	// Check gives each app, alone, the snapshot's decision.
+	for i := range apps {
+		got := p.Check(&apps[i])
+		j := slices.IndexFunc(want, func(r Rejection) bool { return r.AppID == apps[i].ID })
+		switch {
+		case j < 0 && got != nil:
+			t.Errorf("Check(%q) = %+v, want nil", apps[i].ID, *got)
+		case j >= 0 && (got == nil || *got != want[j]):
+			t.Errorf("Check(%q) = %+v, want %+v", apps[i].ID, got, want[j])
+		}
 	}
 	if st := s.Stats(); st.Apps != 1 || st.Rejected != 3 || st.Names != 1 || st.Tasks != 1 {
 		t.Errorf("stats %+v", st)
