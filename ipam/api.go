@@ -14,6 +14,8 @@ import (
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/catalog"
 )
 
 // Request body limits: an allocation request is one id; an app definition
@@ -27,6 +29,7 @@ const (
 type api struct {
 	pool     *Pool
 	marathon marathon.Marathon // nil: POST /v1/apps answers 503
+	policy   *catalog.Policy   // nil: deploys do not check labels
 	token    TokenSource
 	log      *slog.Logger
 }
@@ -42,12 +45,14 @@ type api struct {
 //
 // Mutations need "Authorization: Bearer <token>". client may be nil (no
 // deploys); build it with NewMarathonClient so that deploys can disable
-// Marathon's unreachable strategy. Errors are JSON {"error": "..."}.
-func NewAPI(pool *Pool, client marathon.Marathon, token TokenSource, log *slog.Logger) http.Handler {
+// Marathon's unreachable strategy. A deploy whose app policy would leave
+// out of DNS and Nginx (catalog.Policy.Check) is refused; policy may be nil
+// (no check). Errors are JSON {"error": "..."}.
+func NewAPI(pool *Pool, client marathon.Marathon, policy *catalog.Policy, token TokenSource, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &api{pool: pool, marathon: client, token: token, log: log}
+	a := &api{pool: pool, marathon: client, policy: policy, token: token, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/allocations", a.mutation(a.allocate))
 	mux.HandleFunc("GET /v1/allocations", a.list)

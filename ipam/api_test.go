@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	marathon "github.com/gambol99/go-marathon"
 
+	"github.com/oakdns/oak/catalog"
 	"github.com/oakdns/oak/marathonsim"
 )
 
@@ -30,8 +32,19 @@ type apiFixture struct {
 	url    string
 }
 
+// newAPIFixture's deploys are checked against a policy whose ip_pool is
+// the pool's subnet.
 func newAPIFixture(t *testing.T, cfg Config) *apiFixture {
 	t.Helper()
+	return newAPIFixtureWith(t, cfg, catalog.PolicyConfig{IPPools: []netip.Prefix{cfg.Subnet}})
+}
+
+func newAPIFixtureWith(t *testing.T, cfg Config, pcfg catalog.PolicyConfig) *apiFixture {
+	t.Helper()
+	policy, err := catalog.NewPolicy(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := &apiFixture{}
 	f.pool, _ = newTestPool(t, cfg, newClock())
 	f.sim = marathonsim.New(marathonsim.Options{StagingDelay: -1, Logger: slog.New(slog.DiscardHandler)})
@@ -47,7 +60,7 @@ func newAPIFixture(t *testing.T, cfg Config) *apiFixture {
 	}
 	f.client = client
 	token := func() (string, error) { return testToken, nil }
-	srv := httptest.NewServer(NewAPI(f.pool, client, token, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(NewAPI(f.pool, client, policy, token, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	return f
@@ -321,6 +334,46 @@ func TestAPIDeployRefusedByMarathonReleasesNewAllocation(t *testing.T) {
 	}
 }
 
+// TestAPIDeployChecksLabels: an app the catalog would leave out of DNS and
+// Nginx is refused before it reaches Marathon, and holds no address.
+func TestAPIDeployChecksLabels(t *testing.T) {
+	inPool := catalog.PolicyConfig{IPPools: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/16")}}
+	for _, tc := range []struct {
+		name   string
+		policy catalog.PolicyConfig
+		labels string
+		status int
+		error  string
+	}{
+		{"a name with an underscore", inPool, `"OAK_NAMES":"web_1.example.com"`, 400,
+			`label OAK_NAMES="web_1.example.com": name "web_1.example.com" contains '_'`},
+		{"an env that is no DNS label", inPool, `"OAK_NAMES":"web.example.com","OAK_ENV":"Feature 1"`, 400,
+			`label OAK_ENV="Feature 1"`},
+		{"a fixed address unlike the Docker one", inPool, `"OAK_NAMES":"web.example.com","OAK_IP":"10.77.0.5"`, 400,
+			`label OAK_IP="10.77.0.5": IP 10.77.0.5 differs from the Docker ip parameter "10.77.0.6"`},
+		{"a pool outside the policy's ip_pool", catalog.PolicyConfig{IPPools: []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16")}},
+			`"OAK_NAMES":"web.example.com"`, 500, `the pool's address for /team/web is refused by the DNS policy (label OAK_IP="10.77.0.1": IP 10.77.0.1 is outside every ip_pool)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newAPIFixtureWith(t, testConfig(t, 24), tc.policy)
+			app := strings.Replace(webApp, `"labels":{"OAK_NAMES":"web.example.com"}`, `"labels":{`+tc.labels+`}`, 1)
+			if strings.Contains(tc.labels, "OAK_IP") {
+				app = strings.Replace(app, `{"key":"label","value":"team=web"}`, `{"key":"ip","value":"10.77.0.6"}`, 1)
+			}
+			status, body := f.do(t, "POST", "/v1/apps", app, "")
+			if msg, _ := field(body, "error").(string); status != tc.status || !strings.Contains(msg, tc.error) {
+				t.Fatalf("deploy: %d %v, want %d with %q", status, body, tc.status, tc.error)
+			}
+			if a, ok := f.pool.Get("/team/web"); ok {
+				t.Errorf("a refused deploy holds an address: %+v", a)
+			}
+			if _, err := f.client.Application("/team/web"); err == nil {
+				t.Errorf("a refused deploy reached Marathon")
+			}
+		})
+	}
+}
+
 func TestAPIWithoutMarathonOrToken(t *testing.T) {
 	p, _ := newTestPool(t, testConfig(t, 24), newClock())
 	for _, tc := range []struct {
@@ -334,7 +387,7 @@ func TestAPIWithoutMarathonOrToken(t *testing.T) {
 		{"no token source", nil, "/v1/allocations", `{"app":"/a"}`, 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(NewAPI(p, nil, tc.token, slog.New(slog.DiscardHandler)))
+			srv := httptest.NewServer(NewAPI(p, nil, nil, tc.token, slog.New(slog.DiscardHandler)))
 			defer srv.Close()
 			req, _ := http.NewRequest("POST", srv.URL+tc.path, strings.NewReader(tc.body))
 			req.Header.Set("Authorization", "Bearer "+testToken)

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	marathon "github.com/gambol99/go-marathon"
+
+	"github.com/oakdns/oak/catalog"
 )
 
 // AppDefinition is a Marathon app definition as POST /v1/apps takes it:
@@ -126,6 +128,38 @@ func (def *AppDefinition) setAddress(cfg Config, alloc Allocation) error {
 	return nil
 }
 
+// check refuses an app that the catalog would leave out of DNS and Nginx
+// (catalog.Policy.Check: its labels, and its address against the Docker ip
+// parameter and the policy), so that a mistyped label fails the deploy
+// instead of leaving a running app that nothing resolves. Before the
+// address is set (addressed false) a refusal is the client's; after, it is
+// this server's: its pool handed out an address its own policy refuses.
+func (a *api) check(def *AppDefinition, addressed bool) error {
+	if a.policy == nil {
+		return nil
+	}
+	app := catalog.App{ID: def.ID}
+	if def.Labels != nil {
+		app.Labels = *def.Labels
+	}
+	if params := def.Container.Docker.Parameters; params != nil {
+		for _, p := range *params {
+			if p.Key == "ip" {
+				app.DockerIP = p.Value
+			}
+		}
+	}
+	r := a.policy.Check(&app)
+	switch {
+	case r == nil:
+		return nil
+	case addressed:
+		return fail(http.StatusInternalServerError, "the pool's address for %s is refused by the DNS policy (label %s=%q: %s): the pool's subnet and the policy's ip_pool or ip_allow disagree",
+			def.ID, r.Label, r.Value, r.Reason)
+	}
+	return fail(http.StatusBadRequest, "label %s=%q: %s (oak would leave the app out of DNS and Nginx)", r.Label, r.Value, r.Reason)
+}
+
 // deployJSON answers POST /v1/apps.
 type deployJSON struct {
 	allocationJSON
@@ -141,11 +175,18 @@ func (a *api) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.check(def, false); err != nil {
+		return err
+	}
 	alloc, result, err := a.pool.Allocate(r.Context(), def.ID)
 	if err != nil {
 		return err
 	}
 	if err := def.setAddress(a.pool.Config(), alloc); err != nil {
+		return a.undo(r, def.ID, result, err, true)
+	}
+	if err := a.check(def, true); err != nil {
+		a.log.Error("ipam: the policy refuses an address of the pool", "app", def.ID, "addr", alloc.Addr, "err", err)
 		return a.undo(r, def.ID, result, err, true)
 	}
 	dep, err := a.marathon.UpdateApplication(&def.Application, r.URL.Query().Get("force") == "true")

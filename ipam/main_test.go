@@ -65,6 +65,6 @@ func serveFromEnv() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: NewAPI(pool, nil, token, log), BaseContext: func(net.Listener) context.Context { return context.Background() }}
+	srv := &http.Server{Handler: NewAPI(pool, nil, nil, token, log), BaseContext: func(net.Listener) context.Context { return context.Background() }}
 	return srv.Serve(l)
 }

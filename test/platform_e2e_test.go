@@ -181,12 +181,25 @@ func TestPlatform(t *testing.T) {
 	p.thawMarathon()
 	p.simAdmin("refuse-streams", map[string]any{"on": false})
 
-	// A hostile label on a new app, deployed as any other: its pool address
-	// makes it a candidate for its names, but the app is rejected, so
-	// feature-pay's redis1 stays integration's; the rest is served.
-	evil := p.deploy(appSpec{id: "/feature-pay/evil", env: "feature-pay", names: "redis1.db.example.com",
-		labels: map[string]string{"OAK_HTTP": "app1.example.com:8080;} server { listen 80; location / { return 200 pwned; }"}})
-	p.expectContainerAt("/feature-pay/evil", evil) // running: only the label keeps it out
+	// A hostile label. nginxctl's deploy refuses it, naming the label,
+	// before the app holds an address or reaches Marathon.
+	const hostile = "app1.example.com:8080;} server { listen 80; location / { return 200 pwned; }"
+	evilSpec := appSpec{id: "/feature-pay/evil", env: "feature-pay", names: "redis1.db.example.com"}
+	refused := evilSpec
+	refused.labels = map[string]string{"OAK_HTTP": hostile}
+	if status, raw := p.deployAnswer(refused); status != http.StatusBadRequest || !strings.Contains(string(raw), "OAK_HTTP") {
+		t.Fatalf("deploy with a hostile label: %d %s, want 400 naming OAK_HTTP", status, raw)
+	}
+	if _, err := p.marathon.Application(evilSpec.id); err == nil {
+		t.Fatalf("a refused deploy reached Marathon")
+	}
+	// The same label put on a deployed app in Marathon itself, as its UI
+	// would: the app runs on its pool address, a candidate for its names,
+	// but it is rejected, so feature-pay's redis1 stays integration's; the
+	// rest is served.
+	evil := p.deploy(evilSpec)
+	p.expectContainerAt(evilSpec.id, evil)
+	p.relabel(evilSpec.id, "OAK_HTTP", hostile)
 	waitFor(t, "nginxctl to reject /feature-pay/evil", func() error {
 		body := p.get("/v1/rejections")
 		if !strings.Contains(body, "/feature-pay/evil") {
@@ -194,6 +207,7 @@ func TestPlatform(t *testing.T) {
 		}
 		return nil
 	})
+	p.expectContainerAt("/feature-pay/evil", evil) // running: only the label keeps it out
 	expectAll("with a hostile app")
 }
 
@@ -301,6 +315,51 @@ func (p *platform) startCoreDNS() {
 // oak's CoreDNS, and returns the address the pool gave it.
 func (p *platform) deploy(a appSpec) string {
 	p.t.Helper()
+	status, raw := p.deployAnswer(a)
+	var out struct {
+		Address string `json:"address"`
+	}
+	if status/100 != 2 || json.Unmarshal(raw, &out) != nil {
+		p.t.Fatalf("POST /v1/apps %s: %d %s", a.id, status, raw)
+	}
+	// A pool address: in the subnet, outside Docker's own range, neither
+	// the gateway nor the aux address.
+	if got, err := netip.ParseAddr(out.Address); err != nil || !p.subnet.Contains(got) ||
+		netip.PrefixFrom(p.at(224), 27).Contains(got) || got == p.gateway || got == p.at(1) {
+		p.t.Fatalf("POST /v1/apps %s: address %q is not one the pool may give", a.id, out.Address)
+	}
+	return out.Address
+}
+
+// relabel sets one label of a deployed app in Marathon itself (PUT
+// /v2/apps/{id}?force=true with the app's labels, as Marathon's UI sends
+// them; forced, since the app's deployment may still be waiting for its
+// health checks), bypassing nginxctl.
+func (p *platform) relabel(app, key, value string) {
+	p.t.Helper()
+	a, err := p.marathon.Application(app)
+	if err != nil || a.Labels == nil {
+		p.t.Fatalf("%s: %v %v", app, a, err)
+	}
+	labels := maps.Clone(*a.Labels)
+	labels[key] = value
+	body, _ := json.Marshal(map[string]any{"labels": labels})
+	req, _ := http.NewRequest(http.MethodPut, p.simURL+"/v2/apps"+app+"?force=true", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if raw, _ := io.ReadAll(resp.Body); resp.StatusCode/100 != 2 {
+		p.t.Fatalf("PUT /v2/apps%s: %s %s", app, resp.Status, raw)
+	}
+}
+
+// deployAnswer posts an oakbox app to nginxctl's POST /v1/apps and returns the
+// answer's status and body.
+func (p *platform) deployAnswer(a appSpec) (int, []byte) {
+	p.t.Helper()
 	labels := map[string]string{"OAK_NAMES": a.names}
 	if a.env != "" {
 		labels["OAK_ENV"] = a.env
@@ -329,19 +388,7 @@ func (p *platform) deploy(a appSpec) string {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out struct {
-		Address string `json:"address"`
-	}
-	if resp.StatusCode/100 != 2 || json.Unmarshal(raw, &out) != nil {
-		p.t.Fatalf("POST /v1/apps %s: %s %s", a.id, resp.Status, raw)
-	}
-	// A pool address: in the subnet, outside Docker's own range, neither
-	// the gateway nor the aux address.
-	if got, err := netip.ParseAddr(out.Address); err != nil || !p.subnet.Contains(got) ||
-		netip.PrefixFrom(p.at(224), 27).Contains(got) || got == p.gateway || got == p.at(1) {
-		p.t.Fatalf("POST /v1/apps %s: address %q is not one the pool may give", a.id, out.Address)
-	}
-	return out.Address
+	return resp.StatusCode, raw
 }
 
 // containerOf waits for app's running task and returns its container.

@@ -326,7 +326,7 @@ func serve(ctx context.Context, cfg config) error {
 	var poolAPI http.Handler
 	var poolStats nginxctl.PoolStats // stays nil without a pool: a nil *ipam.Pool in it would not be
 	if withPool {
-		if pool, poolAPI, err = runPool(cfg, pcfg, registry, log); err != nil {
+		if pool, poolAPI, err = runPool(cfg, pcfg, policy, registry, log); err != nil {
 			return err
 		}
 		defer pool.Close()

@@ -74,10 +74,10 @@ func (f *poolFlags) token() (ipam.TokenSource, error) {
 	return ipam.TokenFromEnv("OAK_API_TOKEN")
 }
 
-// runPool opens the pool and returns its API, and the loop that keeps it
-// reconciled with the watcher's snapshots: Marathon is the record of which
-// app runs on which address.
-func runPool(cfg config, pcfg ipam.Config, reg *prometheus.Registry, log *slog.Logger) (*ipam.Pool, http.Handler, error) {
+// runPool opens the pool and returns its API, whose deploys policy checks
+// as the DNS and Nginx will read them. Marathon is the record of which app
+// runs on which address: reconcile keeps the pool in step with it.
+func runPool(cfg config, pcfg ipam.Config, policy *catalog.Policy, reg *prometheus.Registry, log *slog.Logger) (*ipam.Pool, http.Handler, error) {
 	token, err := cfg.pool.token()
 	if err != nil {
 		return nil, nil, fmt.Errorf("IP pool: %w (its API needs a token: -api-token-file or $OAK_API_TOKEN)", err)
@@ -105,7 +105,7 @@ func runPool(cfg config, pcfg ipam.Config, reg *prometheus.Registry, log *slog.L
 			return nil, nil, err
 		}
 	}
-	return pool, ipam.NewAPI(pool, deployer, token, log), nil
+	return pool, ipam.NewAPI(pool, deployer, policy, token, log), nil
 }
 
 // reconcile keeps the pool in step with Marathon: after every new snapshot,
