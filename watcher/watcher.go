@@ -111,6 +111,20 @@ func New(cfg Config) (*Watcher, error) {
 	if (cfg.User == "") != (cfg.Password == "") {
 		return nil, errors.New("watcher: basic auth needs both user and password")
 	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"Resync", cfg.Resync}, {"BatchWindow", cfg.BatchWindow}, {"RetryMin", cfg.RetryMin}, {"RetryMax", cfg.RetryMax},
+		{"RequestTimeout", cfg.RequestTimeout}, {"StreamFailover", cfg.StreamFailover}, {"StreamIdle", cfg.StreamIdle},
+	} {
+		if d.value < 0 {
+			return nil, fmt.Errorf("watcher: %s is %v; want a positive duration, or zero for the default", d.name, d.value)
+		}
+	}
+	if cfg.MaxPartial < 0 {
+		return nil, fmt.Errorf("watcher: MaxPartial is %d; want a positive number, or zero for the default", cfg.MaxPartial)
+	}
 	setDefault(&cfg.Resync, DefaultResync)
 	setDefault(&cfg.BatchWindow, DefaultBatchWindow)
 	setDefault(&cfg.MaxPartial, DefaultMaxPartial)

@@ -312,6 +312,9 @@ func TestNewValidates(t *testing.T) {
 		{"bad scheme", Config{Policy: p, Endpoints: []string{"ftp://m"}}},
 		{"comma in one entry", Config{Policy: p, Endpoints: []string{"http://a:1,http://b:2"}}},
 		{"user without password", Config{Policy: p, Endpoints: []string{"http://m"}, User: "u"}},
+		{"negative resync", Config{Policy: p, Endpoints: []string{"http://m"}, Resync: -time.Second}},
+		{"negative stream idle", Config{Policy: p, Endpoints: []string{"http://m"}, StreamIdle: -time.Second}},
+		{"negative batch size", Config{Policy: p, Endpoints: []string{"http://m"}, MaxPartial: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
