@@ -27,9 +27,10 @@ type app struct {
 	tasks    int          // tasks in TASK_RUNNING
 	live     int          // running tasks that pass their health checks
 
-	// Room for the usual single backend and claimed address, which the
-	// slices above then point into: fewer objects for the collector to
+	// Room for the usual single name, backend and claimed address, which
+	// the slices above then point into: fewer objects for the collector to
 	// mark (see owner).
+	oneName    [1]string
 	oneBackend [1]Backend
 	oneClaimed [1]netip.Addr
 }
@@ -46,7 +47,7 @@ type appVHost struct {
 // HTTP port(s) the address serves that host on.
 type Backend struct {
 	Addr  netip.Addr
-	Ports []Port // sorted
+	Ports []Port // sorted, no duplicates; shared between backends and services: never written
 }
 
 // newApp turns a Marathon application into an app, or says why it is left
@@ -114,6 +115,10 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 	}
 	slices.SortFunc(out.vhosts, func(x, y appVHost) int { return strings.Compare(x.host, y.host) })
 	out.claimed = sortAddrs(out.claimed)
+	if len(out.names) == 1 {
+		out.oneName[0] = out.names[0]
+		out.names = out.oneName[:]
+	}
 	if len(out.backends) == 1 {
 		out.oneBackend[0] = out.backends[0]
 		out.backends = out.oneBackend[:]
@@ -206,7 +211,7 @@ func mergeBackends(backends []Backend) []Backend {
 			out[n-1].Ports = mergePorts(out[n-1].Ports, b.Ports)
 			continue
 		}
-		out = append(out, Backend{Addr: b.Addr, Ports: slices.Clone(b.Ports)})
+		out = append(out, b) // Ports are never written once made: shared, not copied
 	}
 	return slices.Clip(out)
 }

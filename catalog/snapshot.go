@@ -535,6 +535,12 @@ func (u *update) service(name, env string, ids []string, vhost bool) Service {
 	svc.Addrs = make([]netip.Addr, len(svc.Backends))
 	for i, b := range svc.Backends {
 		svc.Addrs[i] = b.Addr
+	}
+	if len(svc.Backends) == 1 {
+		svc.Ports = svc.Backends[0].Ports // sorted and deduped already: shared
+		return svc
+	}
+	for _, b := range svc.Backends {
 		svc.Ports = append(svc.Ports, b.Ports...)
 	}
 	slices.SortFunc(svc.Ports, comparePort)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -467,7 +468,10 @@ func cpuTime(b *testing.B) time.Duration {
 // apps of one task each, listed twice (a build, then a resync), measured
 // after runtime.GC: the heap the collector marks on the core that serves
 // queries. "known" is the watcher's share (its known apps and their
-// fingerprints), the rest the snapshot's.
+// fingerprints), the rest the snapshot's. Then 30 forced collections on
+// one P, as the server runs: mark-cpu-ms is the mark phase's CPU per
+// collection, gc-min-ms the shortest whole collection, scan-MiB the heap
+// scanned (see markCost).
 func BenchmarkLiveHeap(b *testing.B) {
 	body := appsJSON(10000, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
@@ -490,6 +494,10 @@ func BenchmarkLiveHeap(b *testing.B) {
 			}
 		}
 		all, allObjects := live()
+		markMs, gcMs, scanMiB := markCost(30)
+		b.ReportMetric(markMs, "mark-cpu-ms")
+		b.ReportMetric(gcMs, "gc-min-ms")
+		b.ReportMetric(scanMiB, "scan-MiB")
 		w.known = newKnownApps()
 		snap, snapObjects := live()
 		b.ReportMetric((all-base)/(1<<20), "live-MiB")
@@ -498,6 +506,33 @@ func BenchmarkLiveHeap(b *testing.B) {
 		b.ReportMetric(allObjects-snapObjects, "known-objects")
 		runtime.KeepAlive(w)
 	}
+}
+
+// markCost runs n collections on one P and returns the mark phase's CPU per
+// collection (runtime/metrics' mean), the shortest wall time of a whole
+// collection (mark and sweep; the least disturbed by other load), both in
+// milliseconds, and the heap the last one scanned, in MiB.
+func markCost(n int) (markMs, minMs, scanMiB float64) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	samples := []metrics.Sample{
+		{Name: "/cpu/classes/gc/mark/assist:cpu-seconds"},
+		{Name: "/cpu/classes/gc/mark/dedicated:cpu-seconds"},
+		{Name: "/cpu/classes/gc/mark/idle:cpu-seconds"},
+		{Name: "/gc/scan/heap:bytes"},
+	}
+	mark := func() float64 {
+		metrics.Read(samples)
+		return samples[0].Value.Float64() + samples[1].Value.Float64() + samples[2].Value.Float64()
+	}
+	before := mark()
+	shortest := time.Duration(1 << 62)
+	for range n {
+		start := time.Now()
+		runtime.GC()
+		shortest = min(shortest, time.Since(start))
+	}
+	markMs = (mark() - before) / float64(n) * 1000
+	return markMs, float64(shortest) / float64(time.Millisecond), float64(samples[3].Value.Uint64()) / (1 << 20)
 }
 
 // BenchmarkTaskBatch measures the watcher's own work for one task kill,
