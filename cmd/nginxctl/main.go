@@ -314,6 +314,11 @@ func serve(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	if withPool {
+		if err := poolFitsPolicy(pcfg, policy); err != nil {
+			return err
+		}
+	}
 	nginx, err := nginxctl.NewNginx(cfg.nginx, cfg.nginxDir, cfg.workers)
 	if err != nil {
 		return err

@@ -65,6 +65,31 @@ func (f *poolFlags) config(policy catalog.PolicyConfig) (ipam.Config, bool, erro
 	return cfg, true, nil
 }
 
+// poolFitsPolicy refuses a pool that would hand out addresses the DNS
+// policy refuses as an app's fixed address (ip_pool, ip_allow): the deploy
+// checks each app as the catalog will read it (catalog.Policy.Check), so
+// every deploy given such an address would fail. Said at start-up, with
+// the first such address and why, rather than at each deploy.
+func poolFitsPolicy(pcfg ipam.Config, policy *catalog.Policy) error {
+	app := catalog.App{ID: "/ipam-pool", Labels: map[string]string{}}
+	refused, addrs := 0, pcfg.Addresses()
+	var first *catalog.Rejection
+	for _, a := range addrs {
+		app.Labels[pcfg.IPLabel] = a.String()
+		if r := policy.Check(&app); r != nil {
+			refused++
+			if first == nil {
+				first = r
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("IP pool: the policy refuses %d of the pool's %d addresses as an app's %s (first %s: %s); put -pool-subnet inside an ip_pool of the policy, or drop the addresses with -pool-exclude",
+			refused, len(addrs), first.Label, first.Value, first.Reason)
+	}
+	return nil
+}
+
 // token is where the pool's mutations take their bearer token from: a
 // file, else $OAK_API_TOKEN; never a flag's value, which ps shows.
 func (f *poolFlags) token() (ipam.TokenSource, error) {
