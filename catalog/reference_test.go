@@ -211,6 +211,7 @@ func (r *reference) decide(env string, has func(refApp) bool) (refAnswer, bool) 
 }
 
 func (r *reference) resolve(env, name string) refAnswer {
+	name = strings.TrimSuffix(name, ".") // as Resolve documents
 	named := func(n string) func(refApp) bool {
 		return func(a refApp) bool { return slices.Contains(a.names, n) }
 	}
