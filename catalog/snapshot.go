@@ -193,6 +193,15 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 	return &next
 }
 
+// ProblemsChanged reports whether s's rejections or address conflicts may
+// differ from since's. It is false only when one was derived from the other
+// by Applies that left both untouched, which it tells by comparing two
+// pointers: a publisher that logs problems per snapshot can then skip
+// listing them (Rejected sorts them all). since may be nil (true).
+func (s *Snapshot) ProblemsChanged(since *Snapshot) bool {
+	return since == nil || !s.rejected.shares(&since.rejected) || !s.conflict.shares(&since.conflict)
+}
+
 // Policy returns the policy the snapshot was built with.
 func (s *Snapshot) Policy() *Policy { return s.policy }
 
@@ -335,6 +344,11 @@ func (c idChange) apply(ids []string) []string {
 func (u *update) replace(id string, a *app, rejection *Rejection) {
 	s := u.s
 	hash := s.hashString(id)
+	if rejection != nil {
+		if old, ok := s.rejected.get(hash, id); ok && old == *rejection {
+			return // rejected as it was (a task change): the table stays shared
+		}
+	}
 	if old, ok := s.apps.get(hash, id); ok {
 		u.changeApp(old, -1)
 		u.apps.del(hash, id)

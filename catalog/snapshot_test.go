@@ -363,3 +363,47 @@ func TestApplyEquivalence(t *testing.T) {
 		t.Errorf("after removing everything: %+v", st)
 	}
 }
+
+// TestProblemsChanged: an Apply that leaves the rejections and conflicts
+// alone is told from one that touches them, and unrelated snapshots are
+// never taken for the same.
+func TestProblemsChanged(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{})
+	base := Build(p, []App{
+		testApp("/good", labels("", "good.example.com"), running("10.0.0.1")),
+		testApp("/bad", labels("", "bad_name.example.com"), running("10.0.0.2")),
+		testApp("/x", labels("feature-x", "x.example.com", "OAK_IP", "10.0.0.9"), running("10.0.0.9")),
+		testApp("/y", labels("feature-y", "y.example.com", "OAK_IP", "10.0.0.9"), running("10.0.0.9")),
+	})
+	if len(base.Rejected()) != 1 || len(base.Conflicts()) != 1 {
+		t.Fatalf("base: %v rejected, %v conflicts", base.Rejected(), base.Conflicts())
+	}
+	tests := []struct {
+		name string
+		next *Snapshot
+		want bool
+	}{
+		{"itself", base, false},
+		{"a task change of an accepted app", base.Apply([]App{testApp("/good", labels("", "good.example.com"), running("10.0.0.3"))}, nil), false},
+		{"a new accepted app", base.Apply([]App{testApp("/new", labels("", "new.example.com"), running("10.0.0.4"))}, nil), false},
+		{"a task change of the rejected app", base.Apply([]App{testApp("/bad", labels("", "bad_name.example.com"), running("10.0.0.5"))}, nil), false},
+		{"a new rejected app", base.Apply([]App{testApp("/worse", labels("", "-.example.com"))}, nil), true},
+		{"the rejected app fixed", base.Apply([]App{testApp("/bad", labels("", "bad-name.example.com"), running("10.0.0.2"))}, nil), true},
+		{"the rejected app removed", base.Apply(nil, []string{"/bad"}), true},
+		{"the conflict cleared", base.Apply(nil, []string{"/y"}), true},
+		{"the same apps built anew", Build(p, []App{testApp("/good", labels("", "good.example.com"), running("10.0.0.1"))}), true},
+	}
+	if !base.ProblemsChanged(nil) {
+		t.Errorf("ProblemsChanged(nil) = false: nothing to compare with")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.next.ProblemsChanged(base); got != tt.want {
+				t.Errorf("ProblemsChanged = %v, want %v", got, tt.want)
+			}
+			if got := base.ProblemsChanged(tt.next); got != tt.want {
+				t.Errorf("ProblemsChanged, the other way = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

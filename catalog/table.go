@@ -70,6 +70,13 @@ func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
 	return zero, false
 }
 
+// shares reports whether t and o are one table: one derived from the
+// other by writers that never wrote it. A writer's first write copies the
+// block list, so untouched tables share it; comparing it is enough.
+func (t *table[K, V]) shares(o *table[K, V]) bool {
+	return len(t.blocks) > 0 && len(t.blocks) == len(o.blocks) && &t.blocks[0] == &o.blocks[0]
+}
+
 // all yields every entry, in no particular order.
 func (t *table[K, V]) all() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {

@@ -25,6 +25,7 @@ const maxProblemLines = 100
 // publishes.
 type problemLog struct {
 	log       *slog.Logger
+	last      *catalog.Snapshot            // the snapshot last reported
 	rejected  map[string]catalog.Rejection // by app id
 	conflicts map[netip.Addr]conflict
 }
@@ -36,8 +37,15 @@ func newProblemLog(log *slog.Logger) *problemLog {
 	return &problemLog{log: log, rejected: map[string]catalog.Rejection{}, conflicts: map[netip.Addr]conflict{}}
 }
 
-// report logs what changed between the last snapshot reported and s.
+// report logs what changed between the last snapshot reported and s. Most
+// snapshots (a batch of task changes) leave the problems as they were,
+// which costs a pointer comparison to tell.
 func (p *problemLog) report(s *catalog.Snapshot) {
+	changed := s.ProblemsChanged(p.last)
+	p.last = s
+	if !changed {
+		return
+	}
 	if s.Stats().Rejected > 0 || len(p.rejected) > 0 {
 		p.reportRejected(s.Rejected())
 	}
