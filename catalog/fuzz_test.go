@@ -138,7 +138,19 @@ func FuzzBuild(f *testing.F) {
 		}
 
 		cut := int(split) % (len(apps) + 1)
-		sameContent(t, Build(p, apps[:cut]).Apply(apps[cut:], nil), full)
+		part := Build(p, apps[:cut])
+		sameContent(t, part.Apply(apps[cut:], nil), full)
 		sameContent(t, full.Apply(nil, []string{"/one", "/two", "/three"}), Build(p, nil))
+
+		// FixedAddrsChanged never says "same" of different FixedAddrs.
+		again := full.Apply(apps, nil) // the same apps once more
+		for _, pair := range [][2]*Snapshot{{part, part.Apply(apps[cut:], nil)}, {full, again}, {again, again.Apply(nil, []string{"/two"})}} {
+			if !pair[1].FixedAddrsChanged(pair[0]) && !slices.Equal(pair[0].FixedAddrs(), pair[1].FixedAddrs()) {
+				t.Errorf("FixedAddrsChanged says same, but %v became %v", pair[0].FixedAddrs(), pair[1].FixedAddrs())
+			}
+		}
+		if again.FixedAddrsChanged(full) {
+			t.Errorf("the same apps applied again changed FixedAddrs")
+		}
 	})
 }

@@ -33,8 +33,16 @@ type Snapshot struct {
 	conflict table[addrKey, *owner]   // the addresses of addrs claimed in several envs: few, listed at every publish
 	envs     table[string, int]       // env -> number of accepted apps in it
 
+	// fixed is replaced (a new allocation) by every Apply that changes
+	// what FixedAddrs lists, and shared otherwise: FixedAddrsChanged.
+	fixed *fixedEpoch
+
 	tasks, liveTasks int
 }
+
+// fixedEpoch identifies one version of a snapshot's FixedAddrs by its
+// address; it is never zero-sized, so every allocation is distinct.
+type fixedEpoch struct{ _ byte }
 
 // claims is everything known about one name (or vhost) in every env. It
 // is held by value in its table, and its envs sit in one array with their
@@ -146,6 +154,7 @@ func Build(p *Policy, apps []App) *Snapshot {
 		addrs:    newTable[addrKey, *owner](blocksAddrs),
 		conflict: newTable[addrKey, *owner](blocksSmall),
 		envs:     newTable[string, int](blocksSmall),
+		fixed:    new(fixedEpoch),
 	}
 	return empty.Apply(apps, nil)
 }
@@ -187,6 +196,9 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 		u.replace(id, nil, nil)
 	}
 	u.finish()
+	if u.fixedChanged {
+		next.fixed = new(fixedEpoch)
+	}
 	for env := range u.newEnvs {
 		s.policy.Chain(env) // memoize, so Resolve in this env never allocates
 	}
@@ -200,6 +212,16 @@ func (s *Snapshot) Apply(upsert []App, remove []string) *Snapshot {
 // listing them (Rejected sorts them all). since may be nil (true).
 func (s *Snapshot) ProblemsChanged(since *Snapshot) bool {
 	return since == nil || !s.rejected.shares(&since.rejected) || !s.conflict.shares(&since.conflict)
+}
+
+// FixedAddrsChanged reports whether FixedAddrs may differ between s and
+// since: false only when one was derived from the other by Applies that
+// changed no app's listing (a task change, a label other than OAK_IP), which
+// it tells by one pointer comparison. A consumer that reconciles with the
+// fixed addresses per snapshot (nginxctl's IP pool) skips the others.
+// since may be nil (true).
+func (s *Snapshot) FixedAddrsChanged(since *Snapshot) bool {
+	return since == nil || s.fixed != since.fixed
 }
 
 // Policy returns the policy the snapshot was built with.
@@ -287,6 +309,7 @@ type update struct {
 	vhostChanges map[string]map[string]*idChange // vhost key -> env -> change
 	addrChanges  map[netip.Addr]*addrChange
 	newEnvs      map[string]bool
+	fixedChanged bool // an app came, went, or changed the address FixedAddrs gives it
 }
 
 // idChange is the net change of membership of app ids in one set: +1
@@ -349,9 +372,25 @@ func (u *update) replace(id string, a *app, rejection *Rejection) {
 			return // rejected as it was (a task change): the table stays shared
 		}
 	}
+	// What FixedAddrs gives the app, before and after.
+	var was, is netip.Addr
+	wasListed, isListed := false, a != nil || rejection != nil
+	switch {
+	case a != nil:
+		is = a.fixed
+	case rejection != nil:
+		is = rejection.Addr
+	}
 	if old, ok := s.apps.get(hash, id); ok {
+		was, wasListed = old.fixed, true
 		u.changeApp(old, -1)
 		u.apps.del(hash, id)
+	}
+	if old, ok := s.rejected.get(hash, id); ok {
+		was, wasListed = old.Addr, true
+	}
+	if wasListed != isListed || was != is {
+		u.fixedChanged = true
 	}
 	u.rejected.del(hash, id)
 	switch {

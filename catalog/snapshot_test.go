@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -405,5 +406,56 @@ func TestProblemsChanged(t *testing.T) {
 				t.Errorf("ProblemsChanged, the other way = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFixedAddrsChanged: an Apply that changes what FixedAddrs lists is
+// told from one that does not (task changes, other labels).
+func TestFixedAddrsChanged(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{})
+	fixed := func(id, ip string, tasks ...Task) App {
+		return testApp(id, labels("", strings.Trim(id, "/")+".example.com", "OAK_IP", ip), tasks...)
+	}
+	apps := []App{
+		fixed("/db", "10.0.0.1", running("10.0.0.1")),
+		testApp("/web", labels("", "web.example.com"), running("10.0.1.1")),
+		fixed("/bad", "10.0.0.300"),
+	}
+	base := Build(p, apps)
+	tests := []struct {
+		name string
+		next *Snapshot
+		want bool
+	}{
+		{"itself", base, false},
+		{"a task change of a fixed-address app", base.Apply([]App{fixed("/db", "10.0.0.1")}, nil), false},
+		{"a task change of another app", base.Apply([]App{testApp("/web", labels("", "web.example.com"), running("10.0.1.2"))}, nil), false},
+		{"another name", base.Apply([]App{testApp("/db", labels("", "db2.example.com", "OAK_IP", "10.0.0.1"), running("10.0.0.1"))}, nil), false},
+		{"the same apps again", base.Apply([]App{fixed("/db", "10.0.0.1", running("10.0.0.1")), fixed("/bad", "10.0.0.300")}, nil), false},
+		{"a new fixed address", base.Apply([]App{fixed("/db", "10.0.0.2", running("10.0.0.2"))}, nil), true},
+		{"an app without one", base.Apply([]App{testApp("/new", labels("", "new.example.com"))}, nil), true},
+		{"an app gone", base.Apply(nil, []string{"/web"}), true},
+		{"a rejected app fixed", base.Apply([]App{fixed("/bad", "10.0.0.3")}, nil), true},
+		{"an accepted app rejected", base.Apply([]App{fixed("/db", "10.0.0.x")}, nil), true},
+		{"the same apps built anew", Build(p, apps), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.next.FixedAddrsChanged(base); got != tt.want {
+				t.Errorf("FixedAddrsChanged = %v, want %v (FixedAddrs %v, were %v)", got, tt.want, tt.next.FixedAddrs(), base.FixedAddrs())
+			}
+			if !tt.want && !slices.Equal(tt.next.FixedAddrs(), base.FixedAddrs()) { // the test's own premise
+				t.Errorf("FixedAddrs changed: %v, were %v", tt.next.FixedAddrs(), base.FixedAddrs())
+			}
+		})
+	}
+	// Two Applies to one snapshot are two versions, even if each changes
+	// the same app.
+	a, b := base.Apply(nil, []string{"/web"}), base.Apply(nil, []string{"/web"})
+	if !a.FixedAddrsChanged(b) {
+		t.Errorf("sibling snapshots taken for one version")
+	}
+	if !base.FixedAddrsChanged(nil) {
+		t.Errorf("FixedAddrsChanged(nil) = false")
 	}
 }
