@@ -18,16 +18,23 @@ import (
 	"github.com/oakdns/oak/watcher"
 )
 
-// TestPoolFitsPolicy: nginxctl refuses to start with a pool whose addresses
-// its own DNS policy would refuse as fixed addresses, since every deploy on
-// one of them would fail.
-func TestPoolFitsPolicy(t *testing.T) {
+// poolConfig is the default pool on subnet with gateway.
+func poolConfig(t testing.TB, subnet, gateway string) ipam.Config {
+	t.Helper()
 	spec := ipam.DefaultSpec()
-	spec.Subnet, spec.Gateway = "10.77.0.0/24", "10.77.0.254"
+	spec.Subnet, spec.Gateway = subnet, gateway
 	pcfg, err := spec.Parse()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pcfg
+}
+
+// TestPoolFitsPolicy: nginxctl refuses to start with a pool whose addresses
+// its own DNS policy would refuse as fixed addresses, since every deploy on
+// one of them would fail.
+func TestPoolFitsPolicy(t *testing.T) {
+	pcfg := poolConfig(t, "10.77.0.0/24", "10.77.0.254")
 	prefixes := func(ps ...string) []netip.Prefix {
 		var out []netip.Prefix
 		for _, p := range ps {
@@ -166,12 +173,7 @@ func TestReconcileSkipsUnchangedAddrs(t *testing.T) {
 // addresses did not change), "every-snapshot" as it did before (the whole
 // reconcile each time; also what the period costs).
 func BenchmarkPoolSync(b *testing.B) {
-	spec := ipam.DefaultSpec()
-	spec.Subnet, spec.Gateway = "10.199.0.0/18", "10.199.63.254"
-	pcfg, err := spec.Parse()
-	if err != nil {
-		b.Fatal(err)
-	}
+	pcfg := poolConfig(b, "10.199.0.0/18", "10.199.63.254")
 	pool, err := ipam.Open(filepath.Join(b.TempDir(), "pool.db"), pcfg, ipam.AssumeNew(), ipam.WithoutSync())
 	if err != nil {
 		b.Fatal(err)
