@@ -45,9 +45,9 @@ type api struct {
 //
 // Mutations need "Authorization: Bearer <token>". client may be nil (no
 // deploys); build it with NewMarathonClient so that deploys can disable
-// Marathon's unreachable strategy. A deploy whose app policy would leave
-// out of DNS and Nginx (catalog.Policy.Check) is refused; policy may be nil
-// (no check). Errors are JSON {"error": "..."}.
+// Marathon's unreachable strategy. A deploy of an app that policy would
+// leave out of DNS and Nginx (catalog.Policy.Check) is refused; policy may
+// be nil (no check). Errors are JSON {"error": "..."}.
 func NewAPI(pool *Pool, client marathon.Marathon, policy *catalog.Policy, token TokenSource, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
