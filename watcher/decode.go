@@ -31,9 +31,18 @@ type pacer struct {
 // sliceBudget is how long the watcher runs before it pauses; pauseFor is
 // the pause asked for (the timer may give more). On the single core of
 // bench-dns, a query that arrives during a slice waits for the rest of it.
+//
+// The pause must outlast the goroutines made runnable during the slice:
+// the scheduler makes a due timer's goroutine runnable before it polls the
+// network, so a pause that ends while queries are still queued hands the
+// core straight back to the watcher, and new packets wait in the socket
+// for sysmon's poll, up to 10 ms. A 20 µs pause did exactly that
+// (BenchmarkResyncDelay decode-all, p99 lateness 5.7-6.1 ms; 0.87-0.89 ms
+// with this one). A pause as long as the slice leaves a resync at most half
+// the core while queries wait: it doubles its wall time, not its CPU.
 const (
 	sliceBudget = 200 * time.Microsecond
-	pauseFor    = 20 * time.Microsecond
+	pauseFor    = sliceBudget
 )
 
 // Steps between looks at the clock: list elements cost a microsecond or
