@@ -10,6 +10,13 @@
 // TRACE is what `benchdns -profile DIR` writes for each fixed-rate run
 // (DIR/hosts-latency.trace, DIR/marathon-latency.trace and, under churn,
 // DIR/marathon-churn-latency.trace).
+//
+// It also follows each query goroutine (one that miekg/dns's UDP reader
+// starts per packet) from its creation to its first run: how long queries
+// waited while runnable, and, for the waits longer than -over, what had
+// the core meanwhile. A query can wait through many short slices, when
+// the scheduler does not get to poll the network (see the resync's pacer
+// in watcher/decode.go), which the longest slices alone do not show.
 package main
 
 import (
@@ -28,7 +35,7 @@ import (
 
 func main() {
 	top := flag.Int("top", 20, "slices to list")
-	over := flag.Duration("over", 300*time.Microsecond, "group the slices longer than this by where they stopped")
+	over := flag.Duration("over", 300*time.Microsecond, "group the slices longer than this by where they stopped, and say what ran while a query waited longer than this")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: traceslices [-top N] [-over DURATION] TRACE")
@@ -42,9 +49,11 @@ func main() {
 
 // slice is one stretch of a goroutine on a CPU.
 type slice struct {
-	took  time.Duration
-	at    time.Duration // since the trace's first event
-	where string        // the stack where the goroutine stopped running
+	took       time.Duration
+	at         time.Duration // since the trace's first event
+	start, end trace.Time
+	where      string // the stack where the goroutine stopped running
+	query      bool   // a query goroutine's
 }
 
 func run(path string, top int, over time.Duration, out io.Writer) error {
@@ -58,6 +67,10 @@ func run(path string, top int, over time.Duration, out io.Writer) error {
 		return err
 	}
 	started := map[trace.GoID]trace.Time{}
+	queries := map[trace.GoID]trace.Time{} // query goroutine -> its creation, until its first run
+	isQuery := map[trace.GoID]bool{}
+	var waits []time.Duration
+	var windows [][2]trace.Time // the waits longer than over
 	var all []slice
 	var first trace.Time
 	for {
@@ -81,13 +94,28 @@ func run(path string, top int, over time.Duration, out io.Writer) error {
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
 		switch {
+		case from == trace.GoNotExist && to == trace.GoRunnable:
+			if strings.Contains(stack(ev.Stack()), "serveUDP") {
+				queries[g], isQuery[g] = ev.Time(), true
+			}
 		case to == trace.GoRunning:
 			started[g] = ev.Time()
+			if t0, ok := queries[g]; ok {
+				wait := ev.Time().Sub(t0)
+				waits = append(waits, wait)
+				if wait > over {
+					windows = append(windows, [2]trace.Time{t0, ev.Time()})
+				}
+				delete(queries, g)
+			}
 		case from == trace.GoRunning:
 			if t0, ok := started[g]; ok {
-				all = append(all, slice{took: ev.Time().Sub(t0), at: t0.Sub(first), where: stack(ev.Stack())})
+				all = append(all, slice{took: ev.Time().Sub(t0), at: t0.Sub(first), start: t0, end: ev.Time(), where: stack(ev.Stack()), query: isQuery[g]})
 				delete(started, g)
 			}
+		}
+		if to == trace.GoNotExist {
+			delete(isQuery, g)
 		}
 	}
 	slices.SortFunc(all, func(a, b slice) int { return int(b.took - a.took) })
@@ -115,7 +143,53 @@ func run(path string, top int, over time.Duration, out io.Writer) error {
 	for _, s := range all[:min(top, len(all))] {
 		fmt.Fprintf(out, "%8.3f ms at %7.3f s  %s\n", float64(s.took)/1e6, s.at.Seconds(), s.where)
 	}
+	reportWaits(out, waits, windows, all, over, top)
 	return nil
+}
+
+// reportWaits prints how long query goroutines waited from creation to
+// their first run, and what ran during the waits longer than over.
+func reportWaits(out io.Writer, waits []time.Duration, windows [][2]trace.Time, all []slice, over time.Duration, top int) {
+	if len(waits) == 0 {
+		fmt.Fprintln(out, "no query goroutines (none started by miekg/dns's serveUDP)")
+		return
+	}
+	slices.Sort(waits)
+	at := func(p float64) time.Duration { return waits[int(float64(len(waits)-1)*p)] }
+	r := func(p float64) time.Duration { return at(p).Round(time.Microsecond / 10) }
+	fmt.Fprintf(out, "%d query goroutines, runnable from creation to first run: p50 %v, p99 %v, p99.9 %v, max %v\n",
+		len(waits), r(0.5), r(0.99), r(0.999), r(1))
+	// The waits overlap; merge them into windows.
+	slices.SortFunc(windows, func(a, b [2]trace.Time) int { return int(a[0] - b[0]) })
+	var merged [][2]trace.Time
+	for _, w := range windows {
+		if n := len(merged); n > 0 && w[0] <= merged[n-1][1] {
+			merged[n-1][1] = max(merged[n-1][1], w[1])
+			continue
+		}
+		merged = append(merged, w)
+	}
+	var span time.Duration
+	for _, w := range merged {
+		span += w[1].Sub(w[0])
+	}
+	by := map[string]time.Duration{}
+	for _, s := range all {
+		for _, w := range merged {
+			if lo, hi := max(s.start, w[0]), min(s.end, w[1]); hi > lo {
+				where := s.where
+				if s.query {
+					where = "(query goroutines)"
+				}
+				by[where] += hi.Sub(lo)
+			}
+		}
+	}
+	fmt.Fprintf(out, "%d waits past %v, in %d windows of %v in all; the CPU in them went to:\n", len(windows), over, len(merged), span.Round(time.Microsecond))
+	wheres := slices.SortedFunc(maps.Keys(by), func(a, b string) int { return int(by[b] - by[a]) })
+	for _, w := range wheres[:min(top, len(wheres))] {
+		fmt.Fprintf(out, "%10v  %s\n", by[w].Round(time.Microsecond), w)
+	}
 }
 
 // stack is the innermost frames of st, innermost first.
