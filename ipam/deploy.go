@@ -138,16 +138,9 @@ func (a *api) check(def *AppDefinition, addressed bool) error {
 	if a.policy == nil {
 		return nil
 	}
-	app := catalog.App{ID: def.ID}
+	app := catalog.App{ID: def.ID, DockerIP: dockerIP(&def.Application)}
 	if def.Labels != nil {
 		app.Labels = *def.Labels
-	}
-	if params := def.Container.Docker.Parameters; params != nil {
-		for _, p := range *params {
-			if p.Key == "ip" {
-				app.DockerIP = p.Value
-			}
-		}
 	}
 	r := a.policy.Check(&app)
 	switch {

@@ -203,17 +203,11 @@ func ObservedFromApps(apps []marathon.Application, ipLabel string) ([]Observed, 
 	var errs []error
 	for _, app := range apps {
 		o := Observed{App: app.ID}
-		var label, param string
+		var label string
 		if app.Labels != nil {
 			label = (*app.Labels)[ipLabel]
 		}
-		if c := app.Container; c != nil && c.Docker != nil && c.Docker.Parameters != nil {
-			for _, kv := range *c.Docker.Parameters {
-				if kv.Key == "ip" {
-					param = kv.Value
-				}
-			}
-		}
+		param := dockerIP(&app)
 		switch {
 		case label != "" && param != "" && label != param:
 			errs = append(errs, fmt.Errorf("app %s: label %s=%q and Docker parameter ip=%q disagree", app.ID, ipLabel, label, param))
@@ -232,4 +226,18 @@ func ObservedFromApps(apps []marathon.Application, ipLabel string) ([]Observed, 
 		out = append(out, o)
 	}
 	return out, errs
+}
+
+// dockerIP returns the value of an app's Docker parameter "ip" (the last
+// one, as Docker takes it), or "".
+func dockerIP(app *marathon.Application) string {
+	var ip string
+	if c := app.Container; c != nil && c.Docker != nil && c.Docker.Parameters != nil {
+		for _, kv := range *c.Docker.Parameters {
+			if kv.Key == "ip" {
+				ip = kv.Value
+			}
+		}
+	}
+	return ip
 }
