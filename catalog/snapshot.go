@@ -367,14 +367,13 @@ func (c idChange) apply(ids []string) []string {
 func (u *update) replace(id string, a *app, rejection *Rejection) {
 	s := u.s
 	hash := s.hashString(id)
-	if rejection != nil {
-		if old, ok := s.rejected.get(hash, id); ok && old == *rejection {
-			return // rejected as it was (a task change): the table stays shared
-		}
+	oldRejection, wasRejected := s.rejected.get(hash, id)
+	if rejection != nil && wasRejected && oldRejection == *rejection {
+		return // rejected as it was (a task change): the table stays shared
 	}
 	// What FixedAddrs gives the app, before and after.
-	var was, is netip.Addr
-	wasListed, isListed := false, a != nil || rejection != nil
+	was, is := oldRejection.Addr, netip.Addr{}
+	wasListed, isListed := wasRejected, a != nil || rejection != nil
 	switch {
 	case a != nil:
 		is = a.fixed
@@ -386,13 +385,12 @@ func (u *update) replace(id string, a *app, rejection *Rejection) {
 		u.changeApp(old, -1)
 		u.apps.del(hash, id)
 	}
-	if old, ok := s.rejected.get(hash, id); ok {
-		was, wasListed = old.Addr, true
-	}
 	if wasListed != isListed || was != is {
 		u.fixedChanged = true
 	}
-	u.rejected.del(hash, id)
+	if wasRejected {
+		u.rejected.del(hash, id)
+	}
 	switch {
 	case a != nil:
 		u.apps.put(hash, id, a)
