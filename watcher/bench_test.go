@@ -561,12 +561,9 @@ func BenchmarkTaskBatch(b *testing.B) {
 	for i := range current {
 		current[i] = fmt.Sprintf("app%d.t0", i)
 	}
-	const version = "2017-07-19T17:34:41.967Z"
+	const version = "2017-07-19T17:34:41.967Z" // appsJSON's
 	event := func(app int, task, state string, ip int) []byte {
-		return fmt.Appendf(nil, `{"eventType":"status_update_event","timestamp":"2017-07-19T17:35:15.654Z","slaveId":"s1",`+
-			`"taskId":%q,"taskStatus":%q,"message":"","appId":"/app%d","host":"127.0.0.1","ports":[31000],`+
-			`"ipAddresses":[{"ipAddress":"10.200.%d.%d","protocol":"IPv4"}],"version":%q}`,
-			task, state, app, ip>>8&255, ip&255, version)
+		return []byte(statusEvent(fmt.Sprintf("/app%d", app), task, state, version, fmt.Sprintf("10.200.%d.%d", ip>>8&255, ip&255)))
 	}
 	queue := func(data []byte) {
 		e, err := decodeStatusUpdate(data)

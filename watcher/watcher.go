@@ -111,28 +111,27 @@ func New(cfg Config) (*Watcher, error) {
 	if (cfg.User == "") != (cfg.Password == "") {
 		return nil, errors.New("watcher: basic auth needs both user and password")
 	}
+	// Zero means the default; a negative value is a mistake (a negative
+	// Resync would reach time.NewTicker, which panics).
 	for _, d := range []struct {
 		name  string
-		value time.Duration
+		value *time.Duration
+		def   time.Duration
 	}{
-		{"Resync", cfg.Resync}, {"BatchWindow", cfg.BatchWindow}, {"RetryMin", cfg.RetryMin}, {"RetryMax", cfg.RetryMax},
-		{"RequestTimeout", cfg.RequestTimeout}, {"StreamFailover", cfg.StreamFailover}, {"StreamIdle", cfg.StreamIdle},
+		{"Resync", &cfg.Resync, DefaultResync}, {"BatchWindow", &cfg.BatchWindow, DefaultBatchWindow},
+		{"RetryMin", &cfg.RetryMin, DefaultRetryMin}, {"RetryMax", &cfg.RetryMax, DefaultRetryMax},
+		{"RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout}, {"StreamFailover", &cfg.StreamFailover, DefaultStreamFailover},
+		{"StreamIdle", &cfg.StreamIdle, DefaultStreamIdle},
 	} {
-		if d.value < 0 {
-			return nil, fmt.Errorf("watcher: %s is %v; want a positive duration, or zero for the default", d.name, d.value)
+		if *d.value < 0 {
+			return nil, fmt.Errorf("watcher: %s is %v; want a positive duration, or zero for the default", d.name, *d.value)
 		}
+		setDefault(d.value, d.def)
 	}
 	if cfg.MaxPartial < 0 {
 		return nil, fmt.Errorf("watcher: MaxPartial is %d; want a positive number, or zero for the default", cfg.MaxPartial)
 	}
-	setDefault(&cfg.Resync, DefaultResync)
-	setDefault(&cfg.BatchWindow, DefaultBatchWindow)
 	setDefault(&cfg.MaxPartial, DefaultMaxPartial)
-	setDefault(&cfg.StreamIdle, DefaultStreamIdle)
-	setDefault(&cfg.RetryMin, DefaultRetryMin)
-	setDefault(&cfg.RetryMax, DefaultRetryMax)
-	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
-	setDefault(&cfg.StreamFailover, DefaultStreamFailover)
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = cfg.RetryMin
 	}
