@@ -106,64 +106,66 @@ func TestReconcileSkipsUnchangedAddrs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := func(id, ip, task string) catalog.App {
-		return catalog.App{ID: id, Labels: map[string]string{"OAK_NAMES": strings.Trim(id, "/") + ".example.com", "OAK_IP": ip},
+	app := func(ip, task string) catalog.App {
+		return catalog.App{ID: "/db", Labels: map[string]string{"OAK_NAMES": "db.example.com", "OAK_IP": ip},
 			Tasks: []catalog.Task{{ID: task, State: "TASK_RUNNING", Host: "192.0.2.1"}}}
 	}
-	for _, period := range []time.Duration{time.Hour, 20 * time.Millisecond} {
-		t.Run(period.String(), func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			pool, src, changed := &countingPool{}, &fakeSource{}, make(chan struct{}, 1)
-			publish := func(s *catalog.Snapshot) {
-				src.snap.Store(s)
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			}
-			waitCalls := func(stage string, want int) {
-				t.Helper()
-				deadline := time.Now().Add(10 * time.Second)
-				for {
-					n, _ := pool.count()
-					if n >= want {
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%s: %d reconciles, want %d", stage, n, want)
-					}
-					time.Sleep(time.Millisecond)
-				}
-			}
-			s := catalog.Build(policy, []catalog.App{app("/db", "10.0.0.1", "db.1")})
+	first := catalog.Build(policy, []catalog.App{app("10.0.0.1", "db.1")})
+
+	t.Run("snapshots", func(t *testing.T) {
+		pool, publish := startReconcile(t, first, time.Hour)
+		waitReconciles(t, pool, "first snapshot", 1)
+		s := first
+		for i := range 20 { // task changes: nothing to reconcile
+			s = s.Apply([]catalog.App{app("10.0.0.1", fmt.Sprintf("db.%d", i+2))}, nil)
 			publish(s)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				reconcile(ctx, pool, src, changed, period, slog.New(slog.DiscardHandler))
-			}()
-			t.Cleanup(func() { cancel(); <-done })
-			waitCalls("first snapshot", 1)
-			if period == time.Hour {
-				// A task change: nothing to reconcile.
-				for i := range 20 {
-					s = s.Apply([]catalog.App{app("/db", "10.0.0.1", fmt.Sprintf("db.%d", i+2))}, nil)
-					publish(s)
-					time.Sleep(time.Millisecond)
-				}
-				// A new address: reconciled, with the new one.
-				s = s.Apply([]catalog.App{app("/db", "10.0.0.2", "db.30")}, nil)
-				publish(s)
-				waitCalls("new address", 2)
-				if n, last := pool.count(); n != 2 || len(last) != 1 || last[0].Addr.String() != "10.0.0.2" {
-					t.Fatalf("after 20 task changes and one new address: %d reconciles, last %v", n, last)
-				}
-				return
-			}
-			// The period: reconciled again with nothing changed.
-			waitCalls("period", 3)
-		})
+			time.Sleep(time.Millisecond)
+		}
+		publish(s.Apply([]catalog.App{app("10.0.0.2", "db.30")}, nil)) // a new address
+		waitReconciles(t, pool, "new address", 2)
+		if n, last := pool.count(); n != 2 || len(last) != 1 || last[0].Addr.String() != "10.0.0.2" {
+			t.Fatalf("after 20 task changes and one new address: %d reconciles, last %v", n, last)
+		}
+	})
+	t.Run("period", func(t *testing.T) {
+		pool, _ := startReconcile(t, first, 20*time.Millisecond)
+		waitReconciles(t, pool, "period, nothing changed", 3)
+	})
+}
+
+// startReconcile runs reconcile on a counting pool and a source serving
+// first, until the test ends; publish serves another snapshot and says so.
+func startReconcile(t *testing.T, first *catalog.Snapshot, period time.Duration) (*countingPool, func(*catalog.Snapshot)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pool, src, changed := &countingPool{}, &fakeSource{}, make(chan struct{}, 1)
+	publish := func(s *catalog.Snapshot) {
+		src.snap.Store(s)
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	publish(first)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reconcile(ctx, pool, src, changed, period, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return pool, publish
+}
+
+// waitReconciles waits until pool has reconciled at least want times.
+func waitReconciles(t *testing.T, pool *countingPool, stage string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, _ := pool.count(); n >= want {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s: %d reconciles, want %d", stage, n, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
