@@ -14,7 +14,8 @@ import (
 
 // FuzzServeDNS serves arbitrary DNS messages: whatever parses must be
 // answered without a panic, over UDP and TCP, and the reply must pack. The
-// zone the handler picks for the question must be CoreDNS's. Every reply
+// question's name as the handler reads it, and the zone it picks, must be
+// CoreDNS's. Every reply
 // of the plugin keeps DNS's rules: a negative answer has no answer records
 // and exactly one SOA in authority; answers are owned by the question's
 // name, in its case; no name with names below it is NXDOMAIN (RFC 8020).
@@ -61,7 +62,11 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		if len(req.Question) == 1 {
 			state := request.Request{Req: req}
+			asked, lower := questionName(&state)
 			qname := state.Name()
+			if asked != state.QName() || lower != qname {
+				t.Errorf("questionName(%q) = %q, %q; CoreDNS's QName and Name: %q, %q", req.Question[0].Name, asked, lower, state.QName(), qname)
+			}
 			zones := handlers[0].zones
 			if got, want := matchZone(zones, qname), plugin.Zones(zones).Matches(qname); got != want {
 				t.Errorf("matchZone(%q) = %q, plugin.Zones.Matches = %q", qname, got, want)

@@ -56,9 +56,7 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
 	state := request.Request{W: w, Req: r}
-	// state.Name() lower-cases state.QName(); one conversion serves both.
-	asked := state.QName()
-	qname := strings.ToLower(asked)
+	asked, qname := questionName(&state)
 	zone := matchZone(m.zones, qname)
 	if zone == "" {
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
@@ -104,6 +102,31 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
 	return m.write(w, r, &q, &res)
+}
+
+// questionName returns the question's name as the client asked it, in
+// presentation form (what state.QName() returns), and lower-cased (what
+// state.Name() returns). QName re-escapes the name byte by byte; a name
+// made only of letters, digits, '-', '_' and dots, as nearly every name
+// is, is already in that form, and one pass over its bytes tells. Any
+// other name takes QName's own path.
+func questionName(state *request.Request) (asked, qname string) {
+	name := state.Req.Question[0].Name
+	upper := false
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '.', b == '-', b == '_':
+		case 'A' <= b && b <= 'Z':
+			upper = true
+		default:
+			asked = state.QName()
+			return asked, strings.ToLower(asked)
+		}
+	}
+	if upper {
+		return name, strings.ToLower(name)
+	}
+	return name, name
 }
 
 // answer decides the reply to q from snapshot. The query and the request

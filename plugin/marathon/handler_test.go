@@ -188,6 +188,25 @@ func TestCasePreserved(t *testing.T) {
 	})
 }
 
+// TestQuestionName: the handler reads the question's name as CoreDNS's
+// request.QName and request.Name would, whatever the name holds: names
+// from the wire come escaped, but a plugin before this one may set any
+// string.
+func TestQuestionName(t *testing.T) {
+	for _, name := range []string{
+		"app1.example.com.", "ApP1.ExAmPlE.CoM.", "_http._tcp.app1.example.com.", "", ".",
+		`a\.b.example.com.`, `\065pp1.example.com.`, `A\ b.example.com.`, "a b.example.com.",
+		"x(y).example.com.", `q"uote.example.com.`, "*.example.com.", "caf\xc3\xa9.example.com.",
+		"tab\there.", "dangling\\", "at@.example.com.",
+	} {
+		state := request.Request{Req: &dns.Msg{Question: []dns.Question{{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET}}}}
+		asked, qname := questionName(&state)
+		if asked != state.QName() || qname != state.Name() {
+			t.Errorf("questionName(%q) = %q, %q; want CoreDNS's %q, %q", name, asked, qname, state.QName(), state.Name())
+		}
+	}
+}
+
 // TestPinnedEnv: a pinned block serves its env to every client.
 func TestPinnedEnv(t *testing.T) {
 	m := newTestMarathon(testSnapshot(t), pinned("feature-x"))
