@@ -46,7 +46,7 @@ type reply struct {
 	soa     bool // put the zone's SOA in the authority section (negative answers)
 	next    bool // hand the query to the next plugin
 	nodata  bool // with next: names exist below the name, so the next plugin's NXDOMAIN becomes NODATA
-	outcome string
+	outcome outcome
 }
 
 // ServeDNS implements the plugin.Handler interface. It reads one snapshot
@@ -178,11 +178,11 @@ func (m *Marathon) decided(q *query, answer catalog.Answer, name string) reply {
 
 // negative answers a name the plugin denies: NXDOMAIN, or NODATA when
 // names exist below it (RFC 8020).
-func negative(answer catalog.Answer, outcome string) reply {
+func negative(answer catalog.Answer, o outcome) reply {
 	if answer.Children {
-		return reply{soa: true, outcome: outcome}
+		return reply{soa: true, outcome: o}
 	}
-	return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcome}
+	return reply{rcode: dns.RcodeNameError, soa: true, outcome: o}
 }
 
 // apex answers the zone's own name: SOA and NS are synthesized; any other
@@ -237,10 +237,7 @@ func (m *Marathon) nameserver(q *query, state *request.Request) reply {
 
 // service answers a name some env of the chain serves.
 func (m *Marathon) service(q *query, svc *catalog.Service) reply {
-	outcome := outcomeOwn
-	if svc.Env != q.env {
-		outcome = outcomeFallback
-	}
+	o := serviceOutcome(q, svc)
 	var records []dns.RR
 	switch q.qtype {
 	case dns.TypeA:
@@ -251,9 +248,9 @@ func (m *Marathon) service(q *query, svc *catalog.Service) reply {
 		records = m.addresses(q.asked, svc.Addrs, dns.TypeANY)
 	}
 	if len(records) == 0 {
-		return reply{soa: true, outcome: outcome} // NODATA: e.g. AAAA of a v4-only name
+		return reply{soa: true, outcome: o} // NODATA: e.g. AAAA of a v4-only name
 	}
-	return reply{answer: records, outcome: outcome}
+	return reply{answer: records, outcome: o}
 }
 
 // below answers names under a name the chain serves (answer.Base):
@@ -309,9 +306,9 @@ func (m *Marathon) srv(q *query, svc *catalog.Service, portName, proto string, b
 	if len(ends) == 0 {
 		return reply{rcode: dns.RcodeNameError, soa: true, outcome: outcomeMiss}
 	}
-	outcome := serviceOutcome(q, svc)
+	o := serviceOutcome(q, svc)
 	if q.qtype != dns.TypeSRV && q.qtype != dns.TypeANY {
-		return reply{soa: true, outcome: outcome}
+		return reply{soa: true, outcome: o}
 	}
 	base := q.asked[baseAt:] // the service's own name, in the client's case
 	shared := len(ends) == len(svc.Backends)
@@ -329,7 +326,7 @@ func (m *Marathon) srv(q *query, svc *catalog.Service, portName, proto string, b
 			extra = append(extra, m.addresses(target, []netip.Addr{e.addr}, dns.TypeANY)...)
 		}
 	}
-	return reply{answer: records, extra: extra, outcome: outcome}
+	return reply{answer: records, extra: extra, outcome: o}
 }
 
 func (m *Marathon) srvRecord(owner string, port uint16, target string) *dns.SRV {
@@ -412,7 +409,7 @@ func (m *Marathon) write(w dns.ResponseWriter, r *dns.Msg, q *query, res *reply)
 	return dns.RcodeSuccess, nil
 }
 
-func serviceOutcome(q *query, svc *catalog.Service) string {
+func serviceOutcome(q *query, svc *catalog.Service) outcome {
 	if svc.Env == q.env {
 		return outcomeOwn
 	}

@@ -16,18 +16,27 @@ import (
 	"github.com/oakdns/oak/watcher"
 )
 
-// Outcomes of a query, the "outcome" label of requestCount.
+// outcome is what became of a query: the "outcome" label of requestCount.
+type outcome uint8
+
+// The outcomes of a query.
 const (
-	outcomeOwn         = "own"         // the client's own env served the name
-	outcomeFallback    = "fallback"    // an env further down the chain served it
-	outcomeDown        = "down"        // registered in the chain, no live backend: NXDOMAIN, never fallthrough
-	outcomeMiss        = "miss"        // no env in the chain has the name: NXDOMAIN
-	outcomeFallthrough = "fallthrough" // no env has the name, handed to the next plugin
-	outcomeNoData      = "nodata"      // empty non-terminal, or a reverse name of a known address with another type
-	outcomeReverse     = "reverse"     // PTR for a known address
-	outcomeMeta        = "meta"        // SOA/NS at the apex, _env TXT, ns.dns.<zone>
-	outcomeServfail    = "servfail"    // no snapshot yet (before the first full sync)
+	outcomeOwn         outcome = iota // the client's own env served the name
+	outcomeFallback                   // an env further down the chain served it
+	outcomeDown                       // registered in the chain, no live backend: NXDOMAIN, never fallthrough
+	outcomeMiss                       // no env in the chain has the name: NXDOMAIN
+	outcomeFallthrough                // no env has the name, handed to the next plugin
+	outcomeNoData                     // empty non-terminal, or a reverse name of a known address with another type
+	outcomeReverse                    // PTR for a known address
+	outcomeMeta                       // SOA/NS at the apex, _env TXT, ns.dns.<zone>
+	outcomeServfail                   // no snapshot yet (before the first full sync)
+	numOutcomes
 )
+
+var outcomeNames = [numOutcomes]string{"own", "fallback", "down", "miss", "fallthrough", "nodata", "reverse", "meta", "servfail"}
+
+// String returns the outcome's label value.
+func (o outcome) String() string { return outcomeNames[o] }
 
 // noEnv is the env label of queries answered before any env was chosen.
 const noEnv = "-"
@@ -76,47 +85,66 @@ var (
 	}, []string{"source"})
 )
 
-// requestCounters hands out requestCount's counters from a map the query
-// path reads without a lock, so that counting a query costs one lookup
-// rather than hashing its labels under the CounterVec's lock. The map is
-// copied on write; it grows when a server, env or outcome is new, and
-// prune drops the envs that are gone. The zero value is ready to use.
+// requestCounters hands out requestCount's counters, one envCounters per
+// server and env, from a map the query path reads without a lock, so that
+// counting a query costs one lookup of two strings rather than hashing its
+// labels under the CounterVec's lock. The map is copied on write; it grows
+// when a server or env is new, and prune drops the envs that are gone. The
+// zero value is ready to use.
 type requestCounters struct {
-	mu       sync.Mutex // serializes writers
-	counters atomic.Pointer[map[counterKey]prometheus.Counter]
-	keep     map[string]bool // envs the configuration names; never pruned
+	mu   sync.Mutex // serializes writers
+	envs atomic.Pointer[map[envKey]*envCounters]
+	keep map[string]bool // envs the configuration names; never pruned
 }
 
-type counterKey struct{ server, env, outcome string }
+type envKey struct{ server, env string }
+
+// envCounters are one server's counters of one env, by outcome; each is
+// looked up in requestCount when it first counts.
+type envCounters struct {
+	key       envKey
+	byOutcome [numOutcomes]atomic.Pointer[counterRef]
+}
+
+type counterRef struct{ prometheus.Counter }
+
+// count counts one query with outcome o.
+func (e *envCounters) count(o outcome) {
+	if ref := e.byOutcome[o].Load(); ref != nil {
+		ref.Inc()
+		return
+	}
+	// Racing first counts store the same child of the CounterVec.
+	ref := &counterRef{requestCount.WithLabelValues(e.key.server, e.key.env, o.String())}
+	e.byOutcome[o].Store(ref)
+	ref.Inc()
+}
 
 // inc counts one query.
-func (c *requestCounters) inc(server, env, outcome string) {
-	key := counterKey{server, env, outcome}
-	if m := c.counters.Load(); m != nil {
-		if counter, ok := (*m)[key]; ok {
-			counter.Inc()
-			return
+func (c *requestCounters) inc(server, env string, o outcome) { c.of(server, env).count(o) }
+
+// of returns the counters of env on server.
+func (c *requestCounters) of(server, env string) *envCounters {
+	key := envKey{server, env}
+	if m := c.envs.Load(); m != nil {
+		if e, ok := (*m)[key]; ok {
+			return e
 		}
 	}
-	c.add(key).Inc()
-}
-
-// add returns the counter of key, adding it to the map.
-func (c *requestCounters) add(key counterKey) prometheus.Counter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.counters.Load()
+	old := c.envs.Load()
 	if old != nil {
-		if counter, ok := (*old)[key]; ok {
-			return counter
+		if e, ok := (*old)[key]; ok {
+			return e
 		}
 	}
-	m := make(map[counterKey]prometheus.Counter, 1+len(ptrMap(old)))
+	m := make(map[envKey]*envCounters, 1+len(ptrMap(old)))
 	maps.Copy(m, ptrMap(old))
-	counter := requestCount.WithLabelValues(key.server, key.env, key.outcome)
-	m[key] = counter
-	c.counters.Store(&m)
-	return counter
+	e := &envCounters{key: key}
+	m[key] = e
+	c.envs.Store(&m)
+	return e
 }
 
 // prune drops the counters and the requests_total series of envs that are
@@ -127,8 +155,8 @@ func (c *requestCounters) add(key counterKey) prometheus.Counter {
 func (c *requestCounters) prune(live func(env string) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := ptrMap(c.counters.Load())
-	var gone []counterKey
+	old := ptrMap(c.envs.Load())
+	var gone []envKey
 	for key := range old {
 		if !c.keep[key.env] && !live(key.env) {
 			gone = append(gone, key)
@@ -139,10 +167,14 @@ func (c *requestCounters) prune(live func(env string) bool) {
 	}
 	m := maps.Clone(old)
 	for _, key := range gone {
+		for o := range numOutcomes {
+			if old[key].byOutcome[o].Load() != nil {
+				requestCount.DeleteLabelValues(key.server, key.env, o.String())
+			}
+		}
 		delete(m, key)
-		requestCount.DeleteLabelValues(key.server, key.env, key.outcome)
 	}
-	c.counters.Store(&m)
+	c.envs.Store(&m)
 }
 
 // configuredEnvs are the envs a handler's configuration names, whose series
@@ -162,7 +194,7 @@ func configuredEnvs(opts options, policy *catalog.Policy) map[string]bool {
 	return keep
 }
 
-func ptrMap(m *map[counterKey]prometheus.Counter) map[counterKey]prometheus.Counter {
+func ptrMap(m *map[envKey]*envCounters) map[envKey]*envCounters {
 	if m == nil {
 		return nil
 	}

@@ -26,25 +26,25 @@ func TestRequestMetrics(t *testing.T) {
 		client, qname string
 		env, outcome  string
 	}{
-		{m, featureClient, "app1.example.com.", "feature-x", outcomeOwn},
-		{m, featureClient, "svc.example.com.", "feature-x", outcomeFallback},
-		{m, featureClient, "gone.example.com.", "feature-x", outcomeDown},
-		{m, featureClient, "nosuch.example.com.", "feature-x", outcomeFallthrough},
-		{m, stagingClient, "10.1.0.10.in-addr.arpa.", "staging", outcomeReverse},
-		{m, unknownClient, "_env.example.com.", "integration", outcomeMeta},
-		{newTestMarathon(testSnapshot(t)), unknownClient, "nosuch.example.com.", "integration", outcomeMiss},
-		{newTestMarathon(testSnapshot(t)), unknownClient, "db.example.com.", "integration", outcomeNoData},
-		{unsynced, featureClient, "app1.example.com.", noEnv, outcomeServfail},
+		{m, featureClient, "app1.example.com.", "feature-x", "own"},
+		{m, featureClient, "svc.example.com.", "feature-x", "fallback"},
+		{m, featureClient, "gone.example.com.", "feature-x", "down"},
+		{m, featureClient, "nosuch.example.com.", "feature-x", "fallthrough"},
+		{m, stagingClient, "10.1.0.10.in-addr.arpa.", "staging", "reverse"},
+		{m, unknownClient, "_env.example.com.", "integration", "meta"},
+		{newTestMarathon(testSnapshot(t)), unknownClient, "nosuch.example.com.", "integration", "miss"},
+		{newTestMarathon(testSnapshot(t)), unknownClient, "db.example.com.", "integration", "nodata"},
+		{unsynced, featureClient, "app1.example.com.", noEnv, "servfail"},
 	}
 	for _, tc := range tests {
 		counter := requestCount.WithLabelValues("", tc.env, tc.outcome)
 		before := metricValue(t, counter)
 		req := new(dns.Msg)
 		req.SetQuestion(tc.qname, dns.TypeA)
-		if tc.outcome == outcomeReverse {
+		if tc.outcome == "reverse" {
 			req.SetQuestion(tc.qname, dns.TypePTR)
 		}
-		if tc.outcome == outcomeMeta {
+		if tc.outcome == "meta" {
 			req.SetQuestion(tc.qname, dns.TypeTXT)
 		}
 		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: tc.client})
@@ -186,7 +186,7 @@ func TestRequestSeriesOfGoneEnvs(t *testing.T) {
 	}
 
 	m.source = &fakeSource{snapshot: testSnapshot(t)} // it comes back
-	counter := requestCount.WithLabelValues(server, "feature-x", outcomeOwn)
+	counter := requestCount.WithLabelValues(server, "feature-x", "own")
 	ask(featureClient)
 	if got := metricValue(t, counter); got != 1 {
 		t.Errorf("feature-x counted %v after it came back, want 1", got)
