@@ -86,15 +86,11 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 
 	q.client = clientAddr(w)
-	if m.pinnedEnv != "" {
-		q.env, q.how = m.pinnedEnv, howPinned
-	} else {
-		env, how := snapshot.EnvOf(q.client)
-		q.env, q.how = env, how.String()
-	}
+	client := m.view(snapshot, metrics.WithServer(ctx), q.client)
+	q.env, q.how = client.env, client.how
 
 	res := m.answer(snapshot, &q, &state)
-	m.counters.inc(metrics.WithServer(ctx), q.env, res.outcome)
+	client.counters.count(res.outcome)
 	if res.next {
 		if res.nodata {
 			return m.nextNoData(ctx, w, r, &q)

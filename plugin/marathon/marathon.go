@@ -22,6 +22,7 @@ type Marathon struct {
 	fall      fall.F
 	source    watcher.Source
 	counters  requestCounters
+	clients   clientMemo
 }
 
 // Name implements the plugin.Handler interface.
