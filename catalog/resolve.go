@@ -96,8 +96,14 @@ func (c Classification) String() string {
 // rest. env "" means the default env. name must be lower-case; a trailing
 // dot is ignored. Resolve of a claimed name does not allocate.
 func (s *Snapshot) Resolve(env, name string) Answer {
+	return s.ResolveChain(s.policy.Chain(env), name)
+}
+
+// ResolveChain is Resolve for a client whose chain the caller already
+// holds: Policy.Chain of the client's env under this snapshot's policy.
+// The DNS plugin keeps the chain of each recent client.
+func (s *Snapshot) ResolveChain(chain []string, name string) Answer {
 	name = strings.TrimSuffix(name, ".")
-	chain := s.policy.Chain(env)
 	hash := s.hashString(name)
 	if entry, ok := s.names.get(hash, name); ok {
 		answer := decide(&entry, chain)

@@ -16,9 +16,9 @@ const (
 
 // clientMemo remembers, for the clients seen last, what every query of a
 // client decides before it looks at its name: the client's env, how it was
-// chosen, and the counters its queries go to. A query of a remembered
+// chosen, the env's fallback chain, and the counters its queries go to. A query of a remembered
 // client reads one slot and one view, where deciding reads the snapshot's
-// address index and the counters' map: fewer pages and cache lines, which
+// address index, the policy's chains and the counters' map: fewer pages and cache lines, which
 // a server pays for after each of its system calls (BenchmarkVersusHosts,
 // mode syscall). A slot is an atomic pointer to an immutable view, which
 // holds for one snapshot and one server only: a query under another, or of
@@ -43,6 +43,7 @@ type clientView struct {
 	server   string // the server it counts on (metrics.WithServer)
 	addr     netip.Addr
 	env, how string
+	chain    []string // env's fallback chain
 	counters *envCounters
 }
 
@@ -79,6 +80,7 @@ func (m *Marathon) view(snapshot *catalog.Snapshot, server string, client netip.
 		env, how := snapshot.EnvOf(client)
 		v.env, v.how = env, how.String()
 	}
+	v.chain = snapshot.Policy().Chain(v.env)
 	v.counters = m.counters.of(server, v.env)
 	slot.Store(v)
 	return v

@@ -34,8 +34,9 @@ type query struct {
 	zoneAsked string // zone in the client's case, the owner of SOA and NS records
 	qtype     uint16
 	client    netip.Addr
-	env       string // env the client is served as
-	how       string // how env was chosen: pinned, app, cidr, default, conflict
+	env       string   // env the client is served as
+	how       string   // how env was chosen: pinned, app, cidr, default, conflict
+	chain     []string // env and the envs it falls back to (Policy.Chain)
 }
 
 // reply is what the handler decided; write turns it into a message.
@@ -87,7 +88,7 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 
 	q.client = clientAddr(w)
 	client := m.view(snapshot, metrics.WithServer(ctx), q.client)
-	q.env, q.how = client.env, client.how
+	q.env, q.how, q.chain = client.env, client.how, client.chain
 
 	res := m.answer(snapshot, &q, &state)
 	client.counters.count(res.outcome)
@@ -135,7 +136,7 @@ func (m *Marathon) answer(snapshot *catalog.Snapshot, q *query, state *request.R
 	case q.qname == q.zone:
 		return m.apex(snapshot, q, name, state)
 	case isChild(q.qname, envInfoLabel, q.zone):
-		return m.envInfo(snapshot, q)
+		return m.envInfo(q)
 	case isChild(q.qname, nameserverLabel, q.zone):
 		return m.nameserver(q, state)
 	case isChild(q.qname, nameserverLabel[len("ns."):], q.zone):
@@ -144,7 +145,7 @@ func (m *Marathon) answer(snapshot *catalog.Snapshot, q *query, state *request.R
 		return m.reverse(snapshot, q)
 	}
 
-	return m.decided(q, snapshot.Resolve(q.env, name), name)
+	return m.decided(q, snapshot.ResolveChain(q.chain, name), name)
 }
 
 // decided maps the catalog's decision for a name to a reply. Nothing that
@@ -196,7 +197,7 @@ func (m *Marathon) apex(snapshot *catalog.Snapshot, q *query, name string, state
 		ns := &dns.NS{Hdr: m.header(q.zoneAsked, dns.TypeNS), Ns: target}
 		return reply{answer: []dns.RR{ns}, extra: m.localAddress(target, dns.TypeANY, state), outcome: outcomeMeta}
 	}
-	if answer := snapshot.Resolve(q.env, name); answer.Kind == catalog.Served {
+	if answer := snapshot.ResolveChain(q.chain, name); answer.Kind == catalog.Served {
 		return m.service(q, answer.Service)
 	}
 	return reply{soa: true, outcome: outcomeMeta}
@@ -204,7 +205,7 @@ func (m *Marathon) apex(snapshot *catalog.Snapshot, q *query, name string, state
 
 // envInfo answers TXT at _env.<zone>: what this client sees, for operators
 // asking with dig from inside a container.
-func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q *query) reply {
+func (m *Marathon) envInfo(q *query) reply {
 	if q.qtype != dns.TypeTXT && q.qtype != dns.TypeANY {
 		return reply{soa: true, outcome: outcomeMeta}
 	}
@@ -215,7 +216,7 @@ func (m *Marathon) envInfo(snapshot *catalog.Snapshot, q *query) reply {
 	txt := &dns.TXT{Hdr: m.header(q.asked, dns.TypeTXT), Txt: []string{
 		"env=" + q.env,
 		"how=" + q.how,
-		"chain=" + strings.Join(snapshot.Policy().Chain(q.env), ","),
+		"chain=" + strings.Join(q.chain, ","),
 		"client=" + client,
 	}}
 	return reply{answer: []dns.RR{txt}, outcome: outcomeMeta}
@@ -362,7 +363,7 @@ func (m *Marathon) reverse(snapshot *catalog.Snapshot, q *query) reply {
 	if len(refs) == 0 {
 		// Reverse names above live backends exist (RFC 8020).
 		name := strings.TrimSuffix(q.qname, ".")
-		return m.decided(q, snapshot.Resolve(q.env, name), name)
+		return m.decided(q, snapshot.ResolveChain(q.chain, name), name)
 	}
 	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
 		return reply{soa: true, outcome: outcomeNoData}
