@@ -103,6 +103,8 @@ type envKey struct{ server, env string }
 // looked up in requestCount when it first counts.
 type envCounters struct {
 	key       envKey
+	owner     *requestCounters
+	gone      bool // pruned; under owner.mu
 	byOutcome [numOutcomes]atomic.Pointer[counterRef]
 }
 
@@ -114,9 +116,18 @@ func (e *envCounters) count(o outcome) {
 		ref.Inc()
 		return
 	}
-	// Racing first counts store the same child of the CounterVec.
-	ref := &counterRef{requestCount.WithLabelValues(e.key.server, e.key.env, o.String())}
-	e.byOutcome[o].Store(ref)
+	e.owner.mu.Lock()
+	defer e.owner.mu.Unlock()
+	if e.gone {
+		// Pruned while the query ran: its env has no app any more, and a
+		// series made now would outlive the prune.
+		return
+	}
+	ref := e.byOutcome[o].Load()
+	if ref == nil {
+		ref = &counterRef{requestCount.WithLabelValues(e.key.server, e.key.env, o.String())}
+		e.byOutcome[o].Store(ref)
+	}
 	ref.Inc()
 }
 
@@ -141,7 +152,7 @@ func (c *requestCounters) of(server, env string) *envCounters {
 	}
 	m := make(map[envKey]*envCounters, 1+len(ptrMap(old)))
 	maps.Copy(m, ptrMap(old))
-	e := &envCounters{key: key}
+	e := &envCounters{key: key, owner: c}
 	m[key] = e
 	c.envs.Store(&m)
 	return e
@@ -167,6 +178,7 @@ func (c *requestCounters) prune(live func(env string) bool) {
 	}
 	m := maps.Clone(old)
 	for _, key := range gone {
+		old[key].gone = true
 		for o := range numOutcomes {
 			if old[key].byOutcome[o].Load() != nil {
 				requestCount.DeleteLabelValues(key.server, key.env, o.String())

@@ -179,10 +179,15 @@ func TestRequestSeriesOfGoneEnvs(t *testing.T) {
 	}
 	gone := catalog.Build(policy, apps)
 	m.source = &fakeSource{snapshot: gone}
+	held := m.counters.of(server, "feature-x") // a query still running on the old snapshot
 	sampler := newStatusSampler(t.Name(), time.Now())
 	sampler.pruneEnvs(gone, []*requestCounters{&m.counters})
 	if got := seriesEnvs(t, server); got["feature-x"] || !got["staging"] || !got["integration"] {
 		t.Errorf("series after feature-x went: %v", got)
+	}
+	held.count(outcomeMiss) // ends after the prune: no series comes back for it
+	if got := seriesEnvs(t, server); got["feature-x"] {
+		t.Errorf("series after a late count of feature-x: %v", got)
 	}
 
 	m.source = &fakeSource{snapshot: testSnapshot(t)} // it comes back
