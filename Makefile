@@ -71,7 +71,9 @@ screenshot:
 bench: bench-go bench-ipam bench-dns bench-nginx
 
 ## bench-go: catalog build/apply/resolve, watcher change latency and full
-## resync, plugin handler; each against nothing but itself (see BENCHMARKS.md).
+## resync, plugin handler; the plugin against stock hosts in one run
+## (BenchmarkVersusHosts), the others against nothing but themselves (see
+## BENCHMARKS.md).
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./catalog ./watcher ./plugin/marathon
 
