@@ -184,3 +184,28 @@ func (w *packWriter) WriteMsg(m *dns.Msg) error {
 	w.buf, w.last = packed[:0], m
 	return err
 }
+
+// BenchmarkClients asks one name from 1, 512 and 4,096 clients in turn,
+// the worst order for the client memo (clientMemo): with more clients than
+// its slots can keep apart, queries decide as they would without it.
+func BenchmarkClients(b *testing.B) {
+	m := newTestMarathon(testSnapshot(b))
+	req := new(dns.Msg)
+	req.SetQuestion("app1.example.com.", dns.TypeA)
+	for _, n := range []int{1, 512, 4096} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			writers := make([]*packWriter, n)
+			for i := range writers {
+				writers[i] = &packWriter{remote: &net.UDPAddr{IP: net.IPv4(10, 5, byte(i>>8), byte(i)), Port: 40000}}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m.ServeDNS(context.Background(), writers[i], req)
+				if i++; i == n {
+					i = 0
+				}
+			}
+		})
+	}
+}

@@ -10,19 +10,27 @@ import (
 
 // clientSlots is the number of clients the memo holds.
 const (
-	clientSlotBits = 10
+	clientSlotBits = 12
 	clientSlots    = 1 << clientSlotBits
 )
 
-// clientMemo remembers, for the clients seen last, what every query of a
+// contestedAfter is how many queries of other clients a view outlasts in
+// its slot, within its snapshot, before one of them takes the slot.
+const contestedAfter = 8
+
+// clientMemo remembers, for recent clients, what every query of a
 // client decides before it looks at its name: the client's env, how it was
 // chosen, the env's fallback chain, and the counters its queries go to. A query of a remembered
 // client reads one slot and one view, where deciding reads the snapshot's
 // address index, the policy's chains and the counters' map: fewer pages and cache lines, which
 // a server pays for after each of its system calls (BenchmarkVersusHosts,
-// mode syscall). A slot is an atomic pointer to an immutable view, which
-// holds for one snapshot and one server only: a query under another, or of
-// another client in the same slot, decides as before and takes the slot.
+// mode syscall). A slot is an atomic pointer to a view, which holds for
+// one snapshot and one server only: a query under another decides as
+// before and takes the slot. A query of another client whose address falls
+// in the same slot decides as before without a view of its own (nothing
+// allocated), and takes the slot once the view has been contested
+// contestedAfter times: clients that share a slot do not evict each other
+// on every query, and one seen once does not hold a slot for good.
 // Views hold the number the memo gave their snapshot, not the snapshot,
 // so that a client seen once keeps no old snapshot alive. The zero value
 // is ready to use.
@@ -37,11 +45,18 @@ type memoEpoch struct {
 	n        uint64
 }
 
-// clientView is what the handler decided about one client.
+// clientView is what the handler decided about one client, for one
+// snapshot and server.
 type clientView struct {
-	epoch    uint64 // the number of the snapshot it was decided in
-	server   string // the server it counts on (metrics.WithServer)
-	addr     netip.Addr
+	epoch     uint64 // the number of the snapshot it was decided in
+	server    string // the server it counts on (metrics.WithServer)
+	addr      netip.Addr
+	decision  clientDecision
+	contested atomic.Uint32 // queries of other clients that found it in their slot
+}
+
+// clientDecision is what a query needs to know of its client.
+type clientDecision struct {
 	env, how string
 	chain    []string // env's fallback chain
 	counters *envCounters
@@ -69,27 +84,48 @@ func (c *clientMemo) epoch(snapshot *catalog.Snapshot) uint64 {
 }
 
 // view returns what m decides about client under snapshot on server.
-func (m *Marathon) view(snapshot *catalog.Snapshot, server string, client netip.Addr) *clientView {
+func (m *Marathon) view(snapshot *catalog.Snapshot, server string, client netip.Addr) clientDecision {
 	epoch := m.clients.epoch(snapshot)
 	slot := &m.clients.slots[slotOf(client)]
-	if v := slot.Load(); v != nil && v.epoch == epoch && v.addr == client && v.server == server {
-		return v
+	held := slot.Load()
+	if held != nil && held.epoch == epoch {
+		if held.addr == client && held.server == server {
+			return held.decision
+		}
+		if held.contested.Add(1) <= contestedAfter {
+			return m.decide(snapshot, server, client)
+		}
 	}
-	v := &clientView{epoch: epoch, server: server, addr: client, env: m.pinnedEnv, how: howPinned}
-	if m.pinnedEnv == "" {
-		env, how := snapshot.EnvOf(client)
-		v.env, v.how = env, how.String()
-	}
-	v.chain = snapshot.Policy().Chain(v.env)
-	v.counters = m.counters.of(server, v.env)
+	v := &clientView{epoch: epoch, server: server, addr: client, decision: m.decide(snapshot, server, client)}
 	slot.Store(v)
-	return v
+	return v.decision
 }
 
-// slotOf spreads addresses over the slots. Clients that share a slot only
-// take turns in it.
+// decide classifies client under snapshot and finds its counters on server.
+func (m *Marathon) decide(snapshot *catalog.Snapshot, server string, client netip.Addr) clientDecision {
+	d := clientDecision{env: m.pinnedEnv, how: howPinned}
+	if m.pinnedEnv == "" {
+		env, how := snapshot.EnvOf(client)
+		d.env, d.how = env, how.String()
+	}
+	d.chain = snapshot.Policy().Chain(d.env)
+	d.counters = m.counters.of(server, d.env)
+	return d
+}
+
+// slotOf spreads addresses over the slots (a 64-bit finalizer of each half,
+// as in MurmurHash3), so that neighbouring addresses fall far apart.
 func slotOf(a netip.Addr) int {
 	b := a.As16()
-	h := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
-	return int((h * 0x9e3779b97f4a7c15) >> (64 - clientSlotBits))
+	h := mix64(mix64(binary.LittleEndian.Uint64(b[:8])) ^ binary.LittleEndian.Uint64(b[8:]))
+	return int(h >> (64 - clientSlotBits))
+}
+
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }

@@ -104,8 +104,10 @@ func TestClientMemoKeepsNoSnapshot(t *testing.T) {
 	}
 }
 
-// TestClientMemoSharedSlot: clients whose addresses fall in one slot take
-// turns in it, each keeping its own env.
+// TestClientMemoSharedSlot: clients whose addresses fall in one slot each
+// keep their own env. The client holding the slot keeps it, and the other
+// decides without allocating, until the holder has been contested
+// contestedAfter times; then the other takes it.
 func TestClientMemoSharedSlot(t *testing.T) {
 	feature := netip.MustParseAddr(featureClient)
 	var other netip.Addr // an address of staging's CIDR in featureClient's slot
@@ -127,6 +129,20 @@ func TestClientMemoSharedSlot(t *testing.T) {
 		if env, how := envAnswer(t, context.Background(), m, other.String()); env != "staging" || how != "cidr" {
 			t.Errorf("%s: %s (%s), want staging (cidr)", other, env, how)
 		}
+	}
+	slot := &m.clients.slots[slotOf(feature)]
+	if held := slot.Load(); held == nil || held.addr != feature {
+		t.Fatalf("slot holds %v, want featureClient's view", held)
+	}
+	snapshot := m.source.Snapshot()
+	if allocs := testing.AllocsPerRun(1, func() { m.view(snapshot, "", other) }); allocs != 0 {
+		t.Errorf("a contested query allocated %v times", allocs)
+	}
+	for range contestedAfter {
+		m.view(snapshot, "", other)
+	}
+	if held := slot.Load(); held == nil || held.addr != other {
+		t.Errorf("after %d contests the slot holds %v, want %s's view", contestedAfter, held, other)
 	}
 }
 
