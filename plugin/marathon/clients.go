@@ -8,7 +8,7 @@ import (
 	"github.com/oakdns/oak/catalog"
 )
 
-// clientSlots is the number of clients the memo holds.
+// The memo holds clientSlots clients at most.
 const (
 	clientSlotBits = 12
 	clientSlots    = 1 << clientSlotBits
@@ -18,22 +18,23 @@ const (
 // its slot, within its snapshot, before one of them takes the slot.
 const contestedAfter = 8
 
-// clientMemo remembers, for recent clients, what every query of a
-// client decides before it looks at its name: the client's env, how it was
-// chosen, the env's fallback chain, and the counters its queries go to. A query of a remembered
-// client reads one slot and one view, where deciding reads the snapshot's
-// address index, the policy's chains and the counters' map: fewer pages and cache lines, which
-// a server pays for after each of its system calls (BenchmarkVersusHosts,
-// mode syscall). A slot is an atomic pointer to a view, which holds for
-// one snapshot and one server only: a query under another decides as
-// before and takes the slot. A query of another client whose address falls
-// in the same slot decides as before without a view of its own (nothing
-// allocated), and takes the slot once the view has been contested
-// contestedAfter times: clients that share a slot do not evict each other
-// on every query, and one seen once does not hold a slot for good.
-// Views hold the number the memo gave their snapshot, not the snapshot,
-// so that a client seen once keeps no old snapshot alive. The zero value
-// is ready to use.
+// clientMemo remembers, for recent clients, what every query of a client
+// decides before it looks at its name: the client's env, how it was
+// chosen, the env's fallback chain, and the counters its queries go to. A
+// query of a remembered client reads one slot and one view, where deciding
+// reads the snapshot's address index, the policy's chains and the
+// counters' map: fewer pages and cache lines, which a server pays for
+// after each of its system calls (BenchmarkVersusHosts, mode syscall).
+//
+// A slot is an atomic pointer to a view, which holds for one snapshot and
+// one server only: a query under another decides as before and takes the
+// slot. A query of another client whose address falls in the same slot
+// decides as before without a view of its own (nothing allocated), and
+// takes the slot once the view has been contested contestedAfter times:
+// clients that share a slot do not evict each other on every query, and
+// one seen once does not hold a slot for good. Views hold the number the
+// memo gave their snapshot, not the snapshot, so that a client seen once
+// keeps no old snapshot alive. The zero value is ready to use.
 type clientMemo struct {
 	current atomic.Pointer[memoEpoch]
 	slots   [clientSlots]atomic.Pointer[clientView]
