@@ -58,8 +58,9 @@ type clientView struct {
 
 // clientDecision is what a query needs to know of its client.
 type clientDecision struct {
-	env, how string
-	chain    []string // env's fallback chain
+	env      string   // env the client is served as
+	how      string   // how env was chosen: pinned, app, cidr, default, conflict
+	chain    []string // env and the envs it falls back to (Policy.Chain)
 	counters *envCounters
 }
 

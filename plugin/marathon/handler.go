@@ -28,15 +28,13 @@ const howPinned = "pinned"
 
 // query is one question, normalized once.
 type query struct {
-	qname     string // lower-case, fully qualified
-	asked     string // as asked: answers keep the client's case
-	zone      string // lower-case zone containing qname
-	zoneAsked string // zone in the client's case, the owner of SOA and NS records
-	qtype     uint16
-	client    netip.Addr
-	env       string   // env the client is served as
-	how       string   // how env was chosen: pinned, app, cidr, default, conflict
-	chain     []string // env and the envs it falls back to (Policy.Chain)
+	qname          string // lower-case, fully qualified
+	asked          string // as asked: answers keep the client's case
+	zone           string // lower-case zone containing qname
+	zoneAsked      string // zone in the client's case, the owner of SOA and NS records
+	qtype          uint16
+	client         netip.Addr
+	clientDecision // the client's env, how it was chosen, its chain and counters
 }
 
 // reply is what the handler decided; write turns it into a message.
@@ -87,11 +85,10 @@ func (m *Marathon) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 
 	q.client = clientAddr(w)
-	client := m.view(snapshot, metrics.WithServer(ctx), q.client)
-	q.env, q.how, q.chain = client.env, client.how, client.chain
+	q.clientDecision = m.view(snapshot, metrics.WithServer(ctx), q.client)
 
 	res := m.answer(snapshot, &q, &state)
-	client.counters.count(res.outcome)
+	q.counters.count(res.outcome)
 	if res.next {
 		if res.nodata {
 			return m.nextNoData(ctx, w, r, &q)
