@@ -23,8 +23,9 @@ const contestedAfter = 8
 // chosen, the env's fallback chain, and the counters its queries go to. A
 // query of a remembered client reads one slot and one view, where deciding
 // reads the snapshot's address index, the policy's chains and the
-// counters' map: fewer pages and cache lines, which a server pays for
-// after each of its system calls (BenchmarkVersusHosts, mode syscall).
+// counters' map: less memory per query, which measured cheaper where each
+// query follows a system call, as in a server (BenchmarkVersusHosts, mode
+// syscall).
 //
 // A slot is an atomic pointer to a view, which holds for one snapshot and
 // one server only: a query under another decides as before and takes the
