@@ -612,3 +612,131 @@ func BenchmarkTaskBatch(b *testing.B) {
 		b.Fatalf("%d REST requests; the list, and none for task updates of known apps", n)
 	}
 }
+
+// BenchmarkResyncAfterKills measures a full resync of 10,000 apps (three
+// tasks each) after events have killed one task of 4,000 of them and run
+// its replacement, as ~1,000 kills per second do between two resyncs 5 s
+// apart; the list then shows what the events did, with other fields
+// changed too (a new startedAt). "retask" is the watcher as it is: the
+// events' apps keep a fingerprint made from their new tasks. "forget" is
+// the same run with those fingerprints dropped, as the watcher did before:
+// each of the 4,000 elements is decoded. Reported per resync: the CPU of
+// the resync (decode, comparison and apply; the events are not timed) and
+// the elements decoded.
+func BenchmarkResyncAfterKills(b *testing.B) {
+	const apps, tasks, killed = 10000, 3, 4000
+	// list is round's apps list: each app i < killed runs t1, t2 and its
+	// round's replacement of t0 (t0 itself in round 0), the others t0-t2.
+	list := func(round int) []byte {
+		var buf bytes.Buffer
+		buf.WriteString(`{"apps":[`)
+		for i := range apps {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			fmt.Fprintf(&buf, `{"id":"/app%d","instances":%d,"version":"%s","labels":{"OAK_NAMES":"app%d.example.com"},`+
+				`"portDefinitions":[{"port":%d,"protocol":"tcp","name":"http"}],"tasks":[`, i, tasks, v1, i, 10000+i)
+			ids := []string{fmt.Sprintf("app%d.t0", i), fmt.Sprintf("app%d.t1", i), fmt.Sprintf("app%d.t2", i)}
+			if i < killed && round > 0 {
+				ids = append(ids[1:], fmt.Sprintf("app%d.r%d", i, round))
+			}
+			for j, id := range ids {
+				if j > 0 {
+					buf.WriteByte(',')
+				}
+				fmt.Fprintf(&buf, `{"id":"%s","host":"agent1","state":"TASK_RUNNING","startedAt":"%d","ports":[31000],`+
+					`"ipAddresses":[{"ipAddress":"%s","protocol":"IPv4"}]}`, id, round, taskAddr(i, id))
+			}
+			buf.WriteString(`]}`)
+		}
+		buf.WriteString(`]}`)
+		return buf.Bytes()
+	}
+	// kills are the events that take round-1's list to round's.
+	kills := func(round int) []taskUpdate {
+		var out []taskUpdate
+		for i := range killed {
+			old, next := fmt.Sprintf("app%d.t0", i), fmt.Sprintf("app%d.r%d", i, round)
+			if round > 1 {
+				old = fmt.Sprintf("app%d.r%d", i, round-1)
+			}
+			for _, body := range []string{
+				statusEvent(fmt.Sprintf("/app%d", i), old, "TASK_KILLED", v1, taskAddr(i, old)),
+				statusEvent(fmt.Sprintf("/app%d", i), next, "TASK_RUNNING", v1, taskAddr(i, next)),
+			} {
+				e, err := decodeStatusUpdate([]byte(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				u, ok := e.taskUpdate()
+				if !ok {
+					b.Fatalf("event does not parse: %s", body)
+				}
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	for _, mode := range []string{"retask", "forget"} {
+		b.Run(mode, func(b *testing.B) {
+			policy := testPolicy(b)
+			k := newKnownApps()
+			first, err := decodeApps(bytes.NewReader(list(0)), k.prints)
+			if err != nil {
+				b.Fatal(err)
+			}
+			snap := k.follow(nil, policy, first)
+			var cpu time.Duration
+			decoded, round := 0, 0
+			for b.Loop() {
+				b.StopTimer()
+				round++
+				body := list(round)
+				refetch, changed := k.plan(nil, kills(round))
+				if len(refetch) != 0 || len(changed) != killed {
+					b.Fatalf("refetch %d, changed %d", len(refetch), len(changed))
+				}
+				snap = snap.Apply(changed, nil)
+				k.commit(nil, changed, nil)
+				if mode == "forget" {
+					for i := range changed {
+						k.prints.forget(changed[i].ID)
+					}
+				}
+				runtime.GC()
+				b.StartTimer()
+
+				cpu0 := cpuTime(b)
+				next, err := decodeApps(bytes.NewReader(body), k.prints)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if after := k.follow(snap, policy, next); after != nil {
+					b.Fatal("the list differs from the events")
+				}
+				cpu += cpuTime(b) - cpu0
+				for i := range next {
+					if next[i].app != nil {
+						decoded++
+					}
+				}
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
+		})
+	}
+}
+
+// taskAddr is the address of app i's task id in BenchmarkResyncAfterKills.
+func taskAddr(i int, id string) string {
+	h := fnv32(id)
+	return fmt.Sprintf("10.%d.%d.%d", 64+i/256%64, i%256, h%250+1)
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}

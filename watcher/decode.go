@@ -74,7 +74,7 @@ type listedApp struct {
 	id      string
 	app     *catalog.App // nil when unchanged
 	raw     uint64       // hash of the element's bytes
-	print   uint64       // the element's fingerprint, when printed
+	print   elementPrint // the element's fingerprint, when printed
 	printed bool
 	sameRaw bool // unchanged by its bytes
 }
@@ -92,7 +92,10 @@ func appsOfList(list []listedApp) []catalog.App {
 // catalog holds as listed, a hash of its bytes and its fingerprint, so
 // that the next list skips decoding an element with the same bytes (a
 // hash, the cheapest check) or else the same fingerprint (a walk of its
-// tokens): most of a cluster, most of the time. 64-bit hashes with a
+// tokens): most of a cluster, most of the time. An app whose tasks events
+// changed keeps a fingerprint made from its new tasks (retask), so that
+// churn between two lists costs a walk of each changed element, not a
+// decode (BenchmarkResyncAfterKills). 64-bit hashes with a
 // per-process seed make a false match vanishingly rare (the birthday
 // bound is ~1e-11 per resync at 10,000 apps).
 type printIndex struct {
@@ -103,10 +106,14 @@ type printIndex struct {
 	printer *fingerprinter
 }
 
-// elementHashes are an app's entries in a printIndex.
+// elementHashes are an app's entries in a printIndex. Once events have
+// changed the app's tasks, its element's bytes are no longer the app's
+// (listed is false), but its fingerprint, recomputed, still is.
 type elementHashes struct {
-	raw, print uint64
-	printed    bool
+	raw     uint64
+	print   elementPrint
+	listed  bool // raw is in byRaw
+	printed bool // print is in byPrint
 }
 
 func newPrintIndex() *printIndex {
@@ -116,24 +123,47 @@ func newPrintIndex() *printIndex {
 }
 
 // forget drops an app whose known definition no longer comes from its list
-// element (a partial sync or a task update changed it).
+// element (a partial sync changed it, or it is gone).
 func (x *printIndex) forget(id string) {
 	if h, ok := x.of[id]; ok {
-		delete(x.byRaw, h.raw)
-		if h.printed {
-			delete(x.byPrint, h.print)
-		}
+		x.drop(h)
 		delete(x.of, id)
 	}
+}
+
+// drop removes an app's entries from byRaw and byPrint.
+func (x *printIndex) drop(h elementHashes) {
+	if h.listed {
+		delete(x.byRaw, h.raw)
+	}
+	if h.printed {
+		delete(x.byPrint, h.print.whole)
+	}
+}
+
+// retask follows app, whose tasks alone events changed since its element
+// was listed: its fingerprint becomes the one of the same element with
+// app's tasks, which the next list has when it agrees with the events.
+func (x *printIndex) retask(app *catalog.App) {
+	h, ok := x.of[app.ID]
+	if !ok || !h.printed {
+		x.forget(app.ID)
+		return
+	}
+	x.drop(h)
+	h.listed = false
+	h.print.whole = x.printer.whole(h.print.app, x.printer.tasksPrint(app.Tasks))
+	x.of[app.ID] = h
+	x.byPrint[h.print.whole] = app.ID
 }
 
 // record makes item the element its app is known from.
 func (x *printIndex) record(item *listedApp) {
 	x.forget(item.id)
-	x.of[item.id] = elementHashes{raw: item.raw, print: item.print, printed: item.printed}
+	x.of[item.id] = elementHashes{raw: item.raw, print: item.print, listed: true, printed: item.printed}
 	x.byRaw[item.raw] = item.id
 	if item.printed {
-		x.byPrint[item.print] = item.id
+		x.byPrint[item.print.whole] = item.id
 	}
 }
 
@@ -152,7 +182,7 @@ func (x *printIndex) match(raw []byte, item *listedApp) bool {
 		return true
 	}
 	item.print, item.printed = x.printer.sum(raw)
-	if id, ok := x.byPrint[item.print]; ok && item.printed {
+	if id, ok := x.byPrint[item.print.whole]; ok && item.printed {
 		item.id = id
 		return true
 	}

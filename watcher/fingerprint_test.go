@@ -46,6 +46,27 @@ func TestFingerprint(t *testing.T) {
 		{name: "alive", old: `"alive":true`, new: `"alive":false`},
 		{name: "repeated labels", old: `"deployments":[]`, new: `"labels":null`},
 		{name: "no tasks", old: `"tasks":[`, new: `"tasks":null,"x":[`},
+		{name: "task ports spelled apart", old: `"ports":[31000]`, new: `"ports" : [ 31000 ]`, same: true},
+		{name: "task fields reordered", old: `"id":"web.1","host":"h1"`, new: `"host":"h1","id":"web.1"`, same: true},
+		{name: "unread ip field", old: `"protocol":"IPv4"`, new: `"protocol":"IPv6"`, same: true},
+		{name: "task name case", old: `"ipAddresses"`, new: `"IPADDRESSES"`, same: true},
+		{name: "ip without address", old: `{"ipAddress":"10.1.0.1","protocol":"IPv4"}`, new: `{"protocol":"IPv4"}`},
+		{name: "health without alive", old: `"alive":true,`, new: ``},
+		{name: "second task", old: `}]}]}`, new: `}]},{"id":"web.2"}]}`},
+		{name: "escaped task id", old: `"id":"web.1"`, new: `"id":"web\u002e1"`, unprinted: true},
+		{name: "non-ASCII host", old: `"host":"h1"`, new: `"host":"hé1"`, unprinted: true},
+		{name: "repeated task field", old: `"host":"h1"`, new: `"host":"h1","HOST":"h1"`, unprinted: true},
+		{name: "repeated tasks", old: `"deployments":[]`, new: `"tasks":[]`, unprinted: true},
+		{name: "null task", old: `"tasks":[`, new: `"tasks":[null,`, unprinted: true},
+		{name: "null task id", old: `"id":"web.1"`, new: `"id":null`, unprinted: true},
+		{name: "numeric task id", old: `"id":"web.1"`, new: `"id":1`, unprinted: true},
+		{name: "port with a fraction", old: `[31000]`, new: `[31000.0]`, unprinted: true},
+		{name: "port with an exponent", old: `[31000]`, new: `[3.1e4]`, unprinted: true},
+		{name: "port as a string", old: `[31000]`, new: `["31000"]`, unprinted: true},
+		{name: "huge port", old: `[31000]`, new: `[1234567890123456789]`, unprinted: true},
+		{name: "null alive", old: `"alive":true`, new: `"alive":null`, unprinted: true},
+		{name: "null ip", old: `"ipAddresses":[`, new: `"ipAddresses":[null,`, unprinted: true},
+		{name: "ip as a string", old: `{"ipAddress":"10.1.0.1","protocol":"IPv4"}`, new: `"10.1.0.1"`, unprinted: true},
 		{name: "escaped name", old: `"id":"/web"`, new: `"i\u0064":"/web"`, unprinted: true},
 		{name: "delimited name", old: `"tasksRunning"`, new: `"tasks_running"`, unprinted: true},
 		{name: "odd task name", old: `"startedAt"`, new: `"started-at"`, unprinted: true},
@@ -55,6 +76,7 @@ func TestFingerprint(t *testing.T) {
 	if !ok {
 		t.Fatal("the base element has no fingerprint")
 	}
+	checkTasksPrint(t, f, base, fingerprintBase)
 	if again, _ := f.sum([]byte(fingerprintBase)); again != base {
 		t.Fatal("the fingerprint of the same bytes changed")
 	}
@@ -74,12 +96,25 @@ func TestFingerprint(t *testing.T) {
 			if tt.same && !reflect.DeepEqual(decodeElement(t, element), decodeElement(t, fingerprintBase)) {
 				t.Error("same fingerprint, different apps")
 			}
+			if ok {
+				checkTasksPrint(t, f, got, element)
+			}
 		})
 	}
 	for _, other := range []string{`null`, `[]`, `{"id":"/a"`} {
 		if _, ok := f.sum([]byte(other)); ok {
 			t.Errorf("%s has a fingerprint", other)
 		}
+	}
+}
+
+// checkTasksPrint fails unless the fingerprint of element is also the one
+// made from its app part and its decoded tasks, as printIndex.retask makes
+// it for an app whose tasks events changed.
+func checkTasksPrint(t testing.TB, f *fingerprinter, got elementPrint, element string) {
+	t.Helper()
+	if made := f.whole(got.app, f.tasksPrint(decodeElement(t, element).Tasks)); made != got.whole {
+		t.Errorf("fingerprint %x; made from the decoded tasks %x", got.whole, made)
 	}
 }
 
@@ -93,16 +128,23 @@ func decodeElement(t testing.TB, element string) catalog.App {
 }
 
 // FuzzFingerprint: two elements with the same fingerprint decode to the
-// same app.
+// same app, and an element's fingerprint is the one made from its decoded
+// tasks.
 func FuzzFingerprint(f *testing.F) {
 	f.Add([]byte(fingerprintBase), []byte(strings.Replace(fingerprintBase, `"lastSuccess":"t1"`, `"lastSuccess":"t2"`, 1)))
 	f.Add([]byte(fingerprintBase), []byte(strings.Replace(fingerprintBase, `"alive":true`, `"alive":false`, 1)))
 	f.Add([]byte(`{"id":"/a","tasks":[null,{"ID":"x"}]}`), []byte(`{"Id":"/a","tasks":[null,{"id":"x"}],"x":1}`))
+	f.Add([]byte(`{"id":"/a","tasks":[{"id":"x","ports":[1,-2]}]}`), []byte(`{"id":"/a","tasks":[{"ports":[1,-2],"ID":"x","y":{}}]}`))
+	f.Add([]byte(`{"id":"/a","tasks":[{"ipAddresses":[{}],"healthCheckResults":[{"alive":false}]}]}`), []byte(`{"id":"/a","tasks":[{"ipAddresses":[{"ipAddress":""}],"healthCheckResults":[{}]}]}`))
 	printer := newFingerprinter(maphash.MakeSeed())
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		pa, okA := printer.sum(a)
 		pb, okB := printer.sum(b)
-		if !okA || !okB || pa != pb {
+		var lean leanApp
+		if okA && jsonv1.Unmarshal(a, &lean) == nil {
+			checkTasksPrint(t, printer, pa, string(a))
+		}
+		if !okA || !okB || pa.whole != pb.whole {
 			return
 		}
 		var leanA, leanB leanApp

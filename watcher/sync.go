@@ -83,9 +83,8 @@ func (w *Watcher) partialSync(s *session, ids []string, changed []catalog.App) e
 			return fmt.Errorf("partial sync of %d apps: %w", len(ids), err)
 		}
 	}
-	upserts = append(upserts, changed...)
-	w.publish(current.Apply(upserts, removes))
-	w.known.commit(upserts, removes)
+	w.publish(current.Apply(append(upserts, changed...), removes))
+	w.known.commit(upserts, changed, removes)
 	if len(ids) == 0 {
 		w.status.applied()
 		w.log.Debug("marathon task updates applied", "apps", len(changed), "took", time.Since(start))

@@ -192,11 +192,18 @@ func (k *knownApps) get(id string) (catalog.App, bool) {
 	return p.unpack()
 }
 
-// commit records the result of a published batch.
-func (k *knownApps) commit(upserts []catalog.App, removes []string) {
+// commit records the result of a published batch: upserts (refetched or
+// listed) and removes are no longer known from their list elements, while
+// retasked apps, whose tasks alone events changed, keep theirs with the
+// new tasks.
+func (k *knownApps) commit(upserts, retasked []catalog.App, removes []string) {
 	for i := range upserts {
 		k.apps[upserts[i].ID] = packApp(&upserts[i])
 		k.prints.forget(upserts[i].ID)
+	}
+	for i := range retasked {
+		k.apps[retasked[i].ID] = packApp(&retasked[i])
+		k.prints.retask(&retasked[i])
 	}
 	for _, id := range removes {
 		delete(k.apps, id)
@@ -238,7 +245,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		}
 	}
 	return upserts, removes, func() {
-		k.commit(upserts, removes)
+		k.commit(upserts, nil, removes)
 		pace := newPacer(mapStride) // the commit runs later, after the Apply: a slice of its own
 		for _, i := range k.listed {
 			pace.step()

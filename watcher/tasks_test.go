@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -202,7 +203,7 @@ func TestKnownAppsPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newKnownApps()
-			k.commit(tt.known, nil)
+			k.commit(tt.known, nil, nil)
 			original := taskIPs(tt.known[0])
 			var refetch []string
 			var changed []catalog.App
@@ -220,7 +221,7 @@ func TestKnownAppsPlan(t *testing.T) {
 					dirty = tt.dirty
 				}
 				refetch, changed = k.plan(dirty, updates)
-				k.commit(changed, nil)
+				k.commit(nil, changed, nil)
 			}
 			slices.Sort(refetch)
 			if !slices.Equal(refetch, tt.wantRefetch) {
@@ -372,4 +373,74 @@ func leanUpdate(t *testing.T, body string) (taskUpdate, bool) {
 		t.Fatalf("%s: %v", body, err)
 	}
 	return e.taskUpdate()
+}
+
+// TestRetaskedAppNeedsNoDecode: once events have killed an app's task and
+// run its replacement, the next list that shows the same tasks (with other
+// unread fields changed) matches the app's recomputed fingerprint, so the
+// element is not decoded and nothing is applied; a list that disagrees
+// with the events is decoded and applied.
+func TestRetaskedAppNeedsNoDecode(t *testing.T) {
+	task := func(id, ip, started string) string {
+		return `{"id":"` + id + `","host":"agent1","state":"TASK_RUNNING","ports":[31000],"startedAt":"` + started +
+			`","ipAddresses":[{"ipAddress":"` + ip + `","protocol":"IPv4"}]}`
+	}
+	list := func(webTasks string) []byte {
+		return []byte(`{"apps":[{"id":"/web","version":"` + v1 + `","labels":{"OAK_NAMES":"web.example.com"},` +
+			`"tasksRunning":1,"tasks":[` + webTasks + `]},{"id":"/db","version":"` + v1 + `","tasks":[` + task("db.1", "10.0.1.1", "t0") + `]}]}`)
+	}
+	tests := []struct {
+		name    string
+		next    string // /web's tasks in the next list
+		decoded bool
+		want    string // /web's address after the next list
+	}{
+		{name: "agrees with the events", next: task("web.2", "10.0.0.2", "t9"), want: "10.0.0.2"},
+		{name: "another address", next: task("web.2", "10.0.0.3", "t9"), decoded: true, want: "10.0.0.3"},
+		{name: "the old task back", next: task("web.1", "10.0.0.1", "t0"), decoded: true, want: "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newKnownApps()
+			policy := testPolicy(t)
+			first, err := decodeApps(bytes.NewReader(list(task("web.1", "10.0.0.1", "t0"))), k.prints)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap := k.follow(nil, policy, first)
+			var updates []taskUpdate
+			for _, body := range []string{
+				statusEvent("/web", "web.1", "TASK_KILLED", v1, "10.0.0.1"),
+				statusEvent("/web", "web.2", "TASK_RUNNING", v1, "10.0.0.2"),
+			} {
+				u, ok := leanUpdate(t, body)
+				if !ok {
+					t.Fatalf("event does not parse: %s", body)
+				}
+				updates = append(updates, u)
+			}
+			refetch, changed := k.plan(nil, updates)
+			if len(refetch) != 0 || len(changed) != 1 {
+				t.Fatalf("refetch %q, %d changed", refetch, len(changed))
+			}
+			snap = snap.Apply(changed, nil)
+			k.commit(nil, changed, nil)
+
+			next, err := decodeApps(bytes.NewReader(list(tt.next)), k.prints)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range next {
+				if decoded := item.app != nil; decoded != (tt.decoded && item.id == "/web") {
+					t.Errorf("%s decoded %v", item.id, decoded)
+				}
+			}
+			if after := k.follow(snap, policy, next); (after != nil) != tt.decoded {
+				t.Errorf("a snapshot applied: %v, want %v", after != nil, tt.decoded)
+			}
+			if got := taskIPs(knownOf(t, k, "/web")); len(got) != 1 || !strings.Contains(got[0], "="+tt.want+"/") {
+				t.Errorf("/web's tasks %q, want one at %s", got, tt.want)
+			}
+		})
+	}
 }
