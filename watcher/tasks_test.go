@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -241,6 +243,36 @@ func TestKnownAppsPlan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTombstonesHeap: a full set of tombstones, as sustained churn leaves
+// it, adds little for the collector to scan (strings: 4.5 MiB of 7.5).
+func TestTombstonesHeap(t *testing.T) {
+	measure := func() (heap, scanned uint64) {
+		runtime.GC()
+		runtime.GC()
+		sample := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+		metrics.Read(sample)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc, sample[0].Value.Uint64()
+	}
+	heap0, scanned0 := measure()
+	d := newTombstones(maxTombstones)
+	for i := range maxTombstones {
+		// Built bytes, as an event's decoded task id is its own string.
+		d.add(string(fmt.Appendf(nil, "app%d.%08x-6c49-11e7-9bd8-0242ac110003", i%10000, i)))
+	}
+	heap1, scanned1 := measure()
+	t.Logf("%d tombstones: heap +%.2f MiB, scanned +%.2f MiB", maxTombstones,
+		float64(heap1-heap0)/(1<<20), float64(scanned1-scanned0)/(1<<20))
+	if scanned1 > scanned0+1<<20 {
+		t.Errorf("the collector scans %.2f MiB more for the tombstones", float64(scanned1-scanned0)/(1<<20))
+	}
+	if !d.has("app1.00000001-6c49-11e7-9bd8-0242ac110003") || d.has("app1.00000001-6c49-11e7-9bd8-0242ac110004") {
+		t.Error("membership is wrong")
+	}
+	runtime.KeepAlive(d)
 }
 
 func TestTombstonesAreBounded(t *testing.T) {
