@@ -25,10 +25,10 @@ import (
 // The tasks are hashed by what they decode to (tasksPrint), not by their
 // bytes, so that the watcher can compute the fingerprint of an app whose
 // tasks it changed from events: the next list then finds the element
-// unchanged without decoding it (printIndex.retask). Tasks in a shape it
-// cannot vouch decodes as the plain one (an escaped or non-ASCII string, a
-// null, a repeated field, a number that is not a plain integer) leave the
-// element without a fingerprint.
+// unchanged without decoding it (printIndex.retask). Tasks it cannot
+// vouch for (an escaped or non-ASCII string, a null, a repeated field, a
+// number that is not a plain integer: shapes whose decoding is not simply
+// their bytes) leave the element without a fingerprint.
 type fingerprinter struct {
 	seed  maphash.Seed
 	hash  maphash.Hash // the element's fields other than its tasks
