@@ -3,6 +3,7 @@ package marathon
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 
 	"github.com/oakdns/oak/catalog"
@@ -27,9 +28,11 @@ const contestedAfter = 8
 // query follows a system call, as in a server (BenchmarkVersusHosts, mode
 // syscall).
 //
-// A slot is an atomic pointer to a view, which holds for one snapshot and
-// one server only: a query under another decides as before and takes the
-// slot. A query of another client whose address falls in the same slot
+// A slot is an atomic pointer to a view, which holds for one server and
+// one snapshot: a query under a later snapshot decides again, and moves
+// the view on to that snapshot when it decides the same (no allocation:
+// under churn most clients' decisions outlive many snapshots), or else
+// takes the slot with a new view. A query of another client whose address falls in the same slot
 // decides as before without a view of its own (nothing allocated), and
 // takes the slot once the view has been contested contestedAfter times:
 // clients that share a slot do not evict each other on every query, and
@@ -48,10 +51,13 @@ type memoEpoch struct {
 }
 
 // clientView is what the handler decided about one client, for one
-// snapshot and server.
+// snapshot and server. When a later snapshot decides the same, the view is
+// confirmed for it (epoch moves on) rather than made again: under churn a
+// new snapshot comes many times a second, and most clients' decisions do
+// not change.
 type clientView struct {
-	epoch     uint64 // the number of the snapshot it was decided in
-	server    string // the server it counts on (metrics.WithServer)
+	epoch     atomic.Uint64 // the number of the last snapshot it holds for
+	server    string        // the server it counts on (metrics.WithServer)
 	addr      netip.Addr
 	decision  clientDecision
 	contested atomic.Uint32 // queries of other clients that found it in their slot
@@ -91,17 +97,43 @@ func (m *Marathon) view(snapshot *catalog.Snapshot, server string, client netip.
 	epoch := m.clients.epoch(snapshot)
 	slot := &m.clients.slots[slotOf(client)]
 	held := slot.Load()
-	if held != nil && held.epoch == epoch {
-		if held.addr == client && held.server == server {
-			return held.decision
-		}
-		if held.contested.Add(1) <= contestedAfter {
+	switch {
+	case held == nil:
+	case held.addr != client || held.server != server:
+		// Another client's view: while it is current and not yet
+		// contested away, decide without a view of this client's own.
+		if held.epoch.Load() == epoch && held.contested.Add(1) <= contestedAfter {
 			return m.decide(snapshot, server, client)
 		}
+	default:
+		at := held.epoch.Load()
+		if at == epoch {
+			return held.decision
+		}
+		d := m.decide(snapshot, server, client)
+		switch {
+		case at > epoch:
+			return d // a query of a later snapshot has been here: its view stays
+		case d.same(&held.decision):
+			held.epoch.CompareAndSwap(at, epoch) // lost only to a query moving it on too
+			return d
+		}
+		return m.hold(slot, epoch, server, client, d)
 	}
-	v := &clientView{epoch: epoch, server: server, addr: client, decision: m.decide(snapshot, server, client)}
+	return m.hold(slot, epoch, server, client, m.decide(snapshot, server, client))
+}
+
+// hold puts a view of client's decision d in slot.
+func (m *Marathon) hold(slot *atomic.Pointer[clientView], epoch uint64, server string, client netip.Addr, d clientDecision) clientDecision {
+	v := &clientView{server: server, addr: client, decision: d}
+	v.epoch.Store(epoch)
 	slot.Store(v)
-	return v.decision
+	return d
+}
+
+// same reports whether d and o decide alike.
+func (d *clientDecision) same(o *clientDecision) bool {
+	return d.env == o.env && d.how == o.how && d.counters == o.counters && slices.Equal(d.chain, o.chain)
 }
 
 // decide classifies client under snapshot and finds its counters on server.

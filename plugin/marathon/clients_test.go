@@ -84,6 +84,39 @@ func TestClientMemoFollowsSnapshot(t *testing.T) {
 	}
 }
 
+// TestClientMemoMovesOn: under a new snapshot that decides the same for a
+// client, the client's view is moved on to it, not made again; under one
+// that decides otherwise, the client gets a new view.
+func TestClientMemoMovesOn(t *testing.T) {
+	first, second, moved := testSnapshot(t), testSnapshot(t), movedSnapshot(t)
+	source := &fakeSource{snapshot: first}
+	m := newTestMarathon(nil)
+	m.source = source
+	slot := &m.clients.slots[slotOf(netip.MustParseAddr(featureClient))]
+	envAnswer(t, context.Background(), m, featureClient)
+	held := slot.Load()
+	if held == nil {
+		t.Fatal("no view of the client")
+	}
+	source.snapshot = second
+	if env, _ := envAnswer(t, context.Background(), m, featureClient); env != "feature-x" {
+		t.Fatalf("env %s, want feature-x", env)
+	}
+	if slot.Load() != held {
+		t.Error("a new view for a decision that did not change")
+	}
+	if at, want := held.epoch.Load(), m.clients.epoch(second); at != want {
+		t.Errorf("the view holds for snapshot %d, want %d", at, want)
+	}
+	source.snapshot = moved
+	if env, _ := envAnswer(t, context.Background(), m, featureClient); env != "feature-y" {
+		t.Fatalf("env %s, want feature-y", env)
+	}
+	if now := slot.Load(); now == held || now.decision.env != "feature-y" {
+		t.Error("the old view kept for a decision that changed")
+	}
+}
+
 // TestClientMemoKeepsNoSnapshot: a client seen under a snapshot does not
 // keep it alive once the source has moved on.
 func TestClientMemoKeepsNoSnapshot(t *testing.T) {
