@@ -371,8 +371,8 @@ func (f *fingerprinter) plainString(h *uint64) bool {
 	return true
 }
 
-// ints reads an array of integers of at most 18 digits (which fit an int)
-// into *dst.
+// ints reads an array of integers of at most 9 digits (which fit an int
+// on every platform; ports have five) into *dst.
 func (f *fingerprinter) ints(dst *[]int) bool {
 	if f.dec.PeekKind() != '[' {
 		return false
@@ -386,7 +386,7 @@ func (f *fingerprinter) ints(dst *[]int) bool {
 			return false
 		}
 		digits := bytes.TrimPrefix(v, []byte("-"))
-		if len(digits) == 0 || len(digits) > 18 {
+		if len(digits) == 0 || len(digits) > 9 {
 			return false
 		}
 		n := 0
