@@ -625,8 +625,11 @@ func BenchmarkTaskBatch(b *testing.B) {
 // the elements decoded.
 func BenchmarkResyncAfterKills(b *testing.B) {
 	const apps, tasks, killed = 10000, 3, 4000
-	// list is round's apps list: each app i < killed runs t1, t2 and its
-	// round's replacement of t0 (t0 itself in round 0), the others t0-t2.
+	// Task k of app i: in round r, the apps i < killed run tasks r to r+2
+	// (each round kills the first and runs the next), the others 0 to 2.
+	task := func(i, k int) (id, ip string) {
+		return fmt.Sprintf("app%d.t%d", i, k), fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k%250+1)
+	}
 	list := func(round int) []byte {
 		var buf bytes.Buffer
 		buf.WriteString(`{"apps":[`)
@@ -636,16 +639,17 @@ func BenchmarkResyncAfterKills(b *testing.B) {
 			}
 			fmt.Fprintf(&buf, `{"id":"/app%d","instances":%d,"version":"%s","labels":{"OAK_NAMES":"app%d.example.com"},`+
 				`"portDefinitions":[{"port":%d,"protocol":"tcp","name":"http"}],"tasks":[`, i, tasks, v1, i, 10000+i)
-			ids := []string{fmt.Sprintf("app%d.t0", i), fmt.Sprintf("app%d.t1", i), fmt.Sprintf("app%d.t2", i)}
-			if i < killed && round > 0 {
-				ids = append(ids[1:], fmt.Sprintf("app%d.r%d", i, round))
+			first := 0
+			if i < killed {
+				first = round
 			}
-			for j, id := range ids {
-				if j > 0 {
+			for k := first; k < first+tasks; k++ {
+				if k > first {
 					buf.WriteByte(',')
 				}
+				id, ip := task(i, k)
 				fmt.Fprintf(&buf, `{"id":"%s","host":"agent1","state":"TASK_RUNNING","startedAt":"%d","ports":[31000],`+
-					`"ipAddresses":[{"ipAddress":"%s","protocol":"IPv4"}]}`, id, round, taskAddr(i, id))
+					`"ipAddresses":[{"ipAddress":"%s","protocol":"IPv4"}]}`, id, round, ip)
 			}
 			buf.WriteString(`]}`)
 		}
@@ -656,13 +660,11 @@ func BenchmarkResyncAfterKills(b *testing.B) {
 	kills := func(round int) []taskUpdate {
 		var out []taskUpdate
 		for i := range killed {
-			old, next := fmt.Sprintf("app%d.t0", i), fmt.Sprintf("app%d.r%d", i, round)
-			if round > 1 {
-				old = fmt.Sprintf("app%d.r%d", i, round-1)
-			}
+			oldID, oldIP := task(i, round-1)
+			nextID, nextIP := task(i, round+tasks-1)
 			for _, body := range []string{
-				statusEvent(fmt.Sprintf("/app%d", i), old, "TASK_KILLED", v1, taskAddr(i, old)),
-				statusEvent(fmt.Sprintf("/app%d", i), next, "TASK_RUNNING", v1, taskAddr(i, next)),
+				statusEvent(fmt.Sprintf("/app%d", i), oldID, "TASK_KILLED", v1, oldIP),
+				statusEvent(fmt.Sprintf("/app%d", i), nextID, "TASK_RUNNING", v1, nextIP),
 			} {
 				e, err := decodeStatusUpdate([]byte(body))
 				if err != nil {
@@ -725,18 +727,4 @@ func BenchmarkResyncAfterKills(b *testing.B) {
 			b.ReportMetric(float64(decoded)/float64(b.N), "decoded/op")
 		})
 	}
-}
-
-// taskAddr is the address of app i's task id in BenchmarkResyncAfterKills.
-func taskAddr(i int, id string) string {
-	h := fnv32(id)
-	return fmt.Sprintf("10.%d.%d.%d", 64+i/256%64, i%256, h%250+1)
-}
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return h
 }
