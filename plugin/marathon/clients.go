@@ -118,13 +118,13 @@ func (m *Marathon) view(snapshot *catalog.Snapshot, server string, client netip.
 			held.epoch.CompareAndSwap(at, epoch) // lost only to a query moving it on too
 			return d
 		}
-		return m.hold(slot, epoch, server, client, d)
+		return hold(slot, epoch, server, client, d)
 	}
-	return m.hold(slot, epoch, server, client, m.decide(snapshot, server, client))
+	return hold(slot, epoch, server, client, m.decide(snapshot, server, client))
 }
 
 // hold puts a view of client's decision d in slot.
-func (m *Marathon) hold(slot *atomic.Pointer[clientView], epoch uint64, server string, client netip.Addr, d clientDecision) clientDecision {
+func hold(slot *atomic.Pointer[clientView], epoch uint64, server string, client netip.Addr, d clientDecision) clientDecision {
 	v := &clientView{server: server, addr: client, decision: d}
 	v.epoch.Store(epoch)
 	slot.Store(v)
