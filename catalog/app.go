@@ -27,11 +27,12 @@ type app struct {
 	tasks    int          // tasks in TASK_RUNNING
 	live     int          // running tasks that pass their health checks
 
-	// Room for the usual single name, backend and claimed address, which
-	// the slices above then point into: fewer objects for the collector to
-	// mark (see owner).
+	// Room for the usual single name, backend, port and claimed address,
+	// which the slices above then point into: fewer objects for the
+	// collector to mark (see owner).
 	oneName    [1]string
 	oneBackend [1]Backend
+	onePort    [1]Port // the backends' Ports when the app declares one port
 	oneClaimed [1]netip.Addr
 }
 
@@ -64,6 +65,10 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 	declared := labels.Ports
 	if declared == nil {
 		declared = derivedPorts(a)
+	}
+	if len(declared) == 1 {
+		out.onePort[0] = declared[0]
+		declared = out.onePort[:]
 	}
 
 	healthChecked := a.HealthChecks > 0

@@ -541,17 +541,26 @@ func (u *update) rebuildClaims(old claims, name string, vhost bool, changes map[
 }
 
 // placed copies a name's envs, sorted, into an allocation of their own,
-// with each service's Addrs. The usual name, claimed in one env and served
-// on one address, gets one object for both, so that a lookup reads
-// adjacent memory rather than a second object (BenchmarkVersusHosts).
+// with each service's Addrs. The usual name, claimed in one env by one app
+// and served on one address, gets one object for the env, the app's id and
+// the address: a lookup reads adjacent memory rather than a second object
+// (BenchmarkVersusHosts), and the collector marks one object, not two
+// (BenchmarkLiveHeap).
 func placed(envs []envClaims) []envClaims {
 	if len(envs) == 1 && len(envs[0].service.Backends) == 1 {
 		one := new(struct {
 			env  [1]envClaims
+			app  [1]string
 			addr [1]netip.Addr
 		})
 		one.env[0], one.addr[0] = envs[0], envs[0].service.Backends[0].Addr
-		one.env[0].service.Addrs = one.addr[:]
+		e := &one.env[0]
+		e.service.Addrs = one.addr[:]
+		if len(e.apps) == 1 {
+			one.app[0] = e.apps[0]
+			e.apps = one.app[:]
+			e.service.Apps = e.apps // the one app serves; service shares the array
+		}
 		return one.env[:]
 	}
 	out := slices.Clone(envs)
