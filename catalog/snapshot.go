@@ -51,7 +51,6 @@ type fixedEpoch struct{ _ byte }
 // is a wait for memory. Immutable: Apply replaces the whole value of a
 // changed name.
 type claims struct {
-	name string      // the DNS name, or the vhost's host
 	envs []envClaims // sorted by env; most names are claimed in a few envs
 }
 
@@ -537,7 +536,7 @@ func (u *update) rebuildClaims(old claims, name string, vhost bool, changes map[
 		return claims{}, false
 	}
 	slices.SortFunc(envs, func(a, b envClaims) int { return strings.Compare(a.env, b.env) })
-	return claims{name: name, envs: placed(envs)}, true
+	return claims{envs: placed(envs)}, true
 }
 
 // placed copies a name's envs, sorted, into an allocation of their own,
