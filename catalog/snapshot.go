@@ -16,9 +16,9 @@ import (
 //
 // Every index is a table (table.go): a hash of the key, with a seed shared
 // by a snapshot and everything Applied to it, picks a small leaf of
-// entries. Apply copies only the leaves it writes and the short arrays
-// above them, so its cost follows the changed apps, not the cluster; a
-// read is a hash, two array reads and a scan of a few entries.
+// entries in a block. Apply copies only the blocks it writes and the
+// short array above them, so its cost follows the changed apps, not the
+// cluster; a read is a hash, two array reads and a scan of a few entries.
 type Snapshot struct {
 	policy *Policy
 	seed   maphash.Seed

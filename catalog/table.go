@@ -5,13 +5,15 @@ import (
 	"slices"
 )
 
-// Blocks per table (powers of two), each of leavesPerBlock leaves: enough
-// that a leaf of a 10,000-app cluster holds one to three entries. The
-// address index has a few entries per app (OAK_IP and every task's IP),
-// hence more blocks.
+// Blocks per table (powers of two), each of leavesPerBlock leaves. An
+// Apply copies the block list of each table it writes, and each block it
+// writes with all its entries, so the count weighs the one against the
+// other: at 10,000 apps a block of the names tables holds ~20 entries
+// (about a kilobyte) and a leaf one or two. The address index has a few
+// entries per app (OAK_IP and every task's IP), hence more blocks.
 const (
 	blocksSmall = 16   // envs, rejected apps, reverse names, conflicts
-	blocksNames = 256  // apps, names, vhosts, name suffixes
+	blocksNames = 512  // apps, names, vhosts, name suffixes
 	blocksAddrs = 1024 // addresses
 )
 
@@ -23,22 +25,24 @@ const (
 
 // table is a hash table in two levels, keyed by a hash of the key (with
 // the snapshot's seed): the hash's low bits pick a leaf in a block, the
-// next bits the block. A leaf is a short slice of entries, scanned.
-// Published tables are never written; an update replaces the block list,
-// the blocks and the leaves it touches with copies (see tableWriter), so a
-// changed entry costs its leaf and one block (a few hundred bytes), not its
-// neighbours. Entries live in slices rather than maps: few objects, no
-// map overhead, and a lookup reads the block and one leaf.
+// next bits the block. A block holds its leaves' entries in one array,
+// leaf after leaf; a leaf is a short run of it, scanned.
+// Published tables are never written; an update replaces the block list
+// and the blocks it touches with copies (see tableWriter), so a changed
+// entry costs one block (its entries, some hundreds of bytes to a few
+// kilobytes), not its neighbours. Entries live in arrays rather than maps,
+// one per block: few objects for the collector to mark on the core that
+// serves queries, no map overhead, and a lookup reads the block and its
+// entries.
 type table[K comparable, V any] struct {
 	blocks []*block[K, V] // len is a power of two; nil = every leaf empty
 	n      int
 }
 
-// block is leavesPerBlock leaves. owned marks the leaves the writer that
-// made the block has copied; it means nothing once the block is published.
+// block is leavesPerBlock leaves: leaf i is entries[at[i]:at[i+1]].
 type block[K comparable, V any] struct {
-	leaves [leavesPerBlock][]entry[K, V]
-	owned  uint16
+	entries []entry[K, V]
+	at      [leavesPerBlock + 1]uint32 // at[0] is 0
 }
 
 type entry[K comparable, V any] struct {
@@ -57,9 +61,16 @@ func (t *table[K, V]) blockOf(hash uint64) int {
 
 func leafOf(hash uint64) int { return int(hash & (leavesPerBlock - 1)) }
 
+// leaf returns the bounds of hash's leaf in b.entries.
+func (b *block[K, V]) leaf(hash uint64) (start, end int) {
+	li := leafOf(hash)
+	return int(b.at[li]), int(b.at[li+1])
+}
+
 func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
 	if b := t.blocks[t.blockOf(hash)]; b != nil {
-		leaf := b.leaves[leafOf(hash)]
+		start, end := b.leaf(hash)
+		leaf := b.entries[start:end]
 		for i := range leaf {
 			if leaf[i].hash == hash && leaf[i].key == key {
 				return leaf[i].val, true
@@ -84,11 +95,9 @@ func (t *table[K, V]) all() iter.Seq2[K, V] {
 			if b == nil {
 				continue
 			}
-			for _, leaf := range b.leaves {
-				for i := range leaf {
-					if !yield(leaf[i].key, leaf[i].val) {
-						return
-					}
+			for _, e := range b.entries {
+				if !yield(e.key, e.val) {
+					return
 				}
 			}
 		}
@@ -96,44 +105,50 @@ func (t *table[K, V]) all() iter.Seq2[K, V] {
 }
 
 // tableWriter writes to a table that shares its blocks with a published
-// one: the first write copies the block list, the first write to a block
-// copies the block, and the first write to a leaf copies the leaf.
+// one: the first write copies the block list, and the first write to a
+// block copies the block with its entries.
 type tableWriter[K comparable, V any] struct {
 	t    *table[K, V]
 	orig []*block[K, V] // the block list before the first write; nil until then
 }
 
-// leaf returns the leaf of hash, owned by this writer.
-func (w *tableWriter[K, V]) leaf(hash uint64) *[]entry[K, V] {
+// block returns the block of hash, owned by this writer; a copy made
+// now has room for room more entries.
+func (w *tableWriter[K, V]) block(hash uint64, room int) *block[K, V] {
 	if w.orig == nil {
 		w.orig = w.t.blocks
 		w.t.blocks = slices.Clone(w.t.blocks)
 	}
-	bi, li := w.t.blockOf(hash), leafOf(hash)
+	bi := w.t.blockOf(hash)
 	b := w.t.blocks[bi]
 	if b == w.orig[bi] { // not copied yet (or nil)
 		fresh := new(block[K, V])
 		if b != nil {
-			fresh.leaves = b.leaves
+			fresh.at = b.at
+			fresh.entries = append(make([]entry[K, V], 0, len(b.entries)+room), b.entries...)
 		}
 		b, w.t.blocks[bi] = fresh, fresh
 	}
-	if b.owned&(1<<li) == 0 {
-		b.owned |= 1 << li
-		b.leaves[li] = slices.Clone(b.leaves[li])
-	}
-	return &b.leaves[li]
+	return b
 }
 
 func (w *tableWriter[K, V]) put(hash uint64, key K, v V) {
-	leaf := w.leaf(hash)
-	for i := range *leaf {
-		if e := &(*leaf)[i]; e.hash == hash && e.key == key {
+	room := 1
+	if _, ok := w.t.get(hash, key); ok {
+		room = 0 // a new value, not a new entry
+	}
+	b := w.block(hash, room)
+	start, end := b.leaf(hash)
+	for i := start; i < end; i++ {
+		if e := &b.entries[i]; e.hash == hash && e.key == key {
 			e.val = v
 			return
 		}
 	}
-	*leaf = append(*leaf, entry[K, V]{hash: hash, key: key, val: v})
+	b.entries = slices.Insert(b.entries, end, entry[K, V]{hash: hash, key: key, val: v})
+	for li := leafOf(hash) + 1; li <= leavesPerBlock; li++ {
+		b.at[li]++
+	}
 	w.t.n++
 }
 
@@ -141,14 +156,15 @@ func (w *tableWriter[K, V]) del(hash uint64, key K) {
 	if _, ok := w.t.get(hash, key); !ok {
 		return
 	}
-	leaf := w.leaf(hash)
-	i := slices.IndexFunc(*leaf, func(e entry[K, V]) bool { return e.hash == hash && e.key == key })
-	last := len(*leaf) - 1
-	(*leaf)[i] = (*leaf)[last]
-	(*leaf)[last] = entry[K, V]{} // no pointer kept past the length
-	*leaf = (*leaf)[:last]
-	if last == 0 {
-		*leaf = nil
+	b := w.block(hash, 0)
+	start, end := b.leaf(hash)
+	i := start + slices.IndexFunc(b.entries[start:end], func(e entry[K, V]) bool { return e.hash == hash && e.key == key })
+	b.entries = slices.Delete(b.entries, i, i+1) // zeroes the last: no pointer kept past the length
+	for li := leafOf(hash) + 1; li <= leavesPerBlock; li++ {
+		b.at[li]--
+	}
+	if len(b.entries) == 0 {
+		b.entries = nil
 	}
 	w.t.n--
 }

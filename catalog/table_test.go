@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -66,5 +67,48 @@ func TestTableCopyOnWrite(t *testing.T) {
 	}
 	if got := contents(&base); !maps.Equal(got, published) {
 		t.Fatalf("the published table changed: %v, want %v", got, published)
+	}
+}
+
+// TestTableAgainstMap: random puts and deletes through a chain of writers,
+// each starting from the table the last one wrote, agree with a map after
+// every writer, and leave every earlier table as it was. The hashes fall
+// in two blocks and every leaf of them, so entries move within a block's
+// array as leaves before them grow and shrink.
+func TestTableAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	hashOf := func(k int) uint64 { return uint64(k%37) | uint64(k%2)<<leafBits } // leaf k%37 mod 16, block k%2
+	type version struct {
+		tab  table[int, int]
+		want map[int]int
+	}
+	var versions []version
+	tab, want := newTable[int, int](blocksSmall), map[int]int{}
+	for range 50 {
+		w := tableWriter[int, int]{t: &tab}
+		for range rng.IntN(40) {
+			k := rng.IntN(120)
+			if rng.IntN(3) == 0 {
+				w.del(hashOf(k), k)
+				delete(want, k)
+			} else {
+				v := rng.Int()
+				w.put(hashOf(k), k, v)
+				want[k] = v
+			}
+		}
+		versions = append(versions, version{tab, maps.Clone(want)})
+		for _, v := range versions {
+			got := maps.Collect(v.tab.all())
+			if !maps.Equal(got, v.want) || v.tab.n != len(v.want) {
+				t.Fatalf("version %d: holds %v (count %d), want %v", len(versions), got, v.tab.n, v.want)
+			}
+			for k := range 120 {
+				val, ok := v.tab.get(hashOf(k), k)
+				if wantVal, wantOK := v.want[k]; ok != wantOK || val != wantVal {
+					t.Fatalf("version %d: get(%d) = %d %v, want %d %v", len(versions), k, val, ok, wantVal, wantOK)
+				}
+			}
+		}
 	}
 }
