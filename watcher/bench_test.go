@@ -468,10 +468,11 @@ func cpuTime(b *testing.B) time.Duration {
 // apps of one task each, listed twice (a build, then a resync), measured
 // after runtime.GC: the heap the collector marks on the core that serves
 // queries. "known" is the watcher's share (its known apps and their
-// fingerprints), the rest the snapshot's. Then 30 forced collections on
-// one P, as the server runs: mark-cpu-ms is the mark phase's CPU per
-// collection, gc-min-ms the shortest whole collection, scan-MiB the heap
-// scanned (see markCost).
+// fingerprints), the rest the snapshot's. Then five times 30 forced
+// collections on one P, as the server runs: mark-cpu-ms is the least of
+// the five means of the mark phase's CPU per collection (other load on
+// the machine only adds to it), gc-min-ms the shortest whole collection,
+// scan-MiB the heap scanned (see markCost).
 func BenchmarkLiveHeap(b *testing.B) {
 	body := appsJSON(10000, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
@@ -495,6 +496,10 @@ func BenchmarkLiveHeap(b *testing.B) {
 		}
 		all, allObjects := live()
 		markMs, gcMs, scanMiB := markCost(30)
+		for range 4 {
+			m, g, _ := markCost(30)
+			markMs, gcMs = min(markMs, m), min(gcMs, g)
+		}
 		b.ReportMetric(markMs, "mark-cpu-ms")
 		b.ReportMetric(gcMs, "gc-min-ms")
 		b.ReportMetric(scanMiB, "scan-MiB")
