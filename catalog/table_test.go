@@ -73,11 +73,12 @@ func TestTableCopyOnWrite(t *testing.T) {
 // TestTableAgainstMap: random puts and deletes through a chain of writers,
 // each starting from the table the last one wrote, agree with a map after
 // every writer, and leave every earlier table as it was. The hashes fall
-// in two blocks and every leaf of them, so entries move within a block's
-// array as leaves before them grow and shrink.
+// in three blocks and every leaf of them, several keys to a hash, so
+// entries move within a block's array as leaves before them grow and
+// shrink, and equal hashes are told apart by their keys.
 func TestTableAgainstMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	hashOf := func(k int) uint64 { return uint64(k%37) | uint64(k%2)<<leafBits } // leaf k%37 mod 16, block k%2
+	hashOf := func(k int) uint64 { return uint64(k%16) | uint64(k%3)<<leafBits } // leaf k%16, block k%3
 	type version struct {
 		tab  table[int, int]
 		want map[int]int
