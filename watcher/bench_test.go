@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -350,27 +352,44 @@ func BenchmarkTaskChurn(b *testing.B) {
 // simulator shares the core. "unchanged" lists the same bytes each time;
 // "volatile" alternates two lists that differ in a field oak does not read
 // in every task (as health check timestamps do in Marathon's); "decode-all"
-// forgets the fingerprints, so every app is decoded and compared; "idle"
-// sleeps 20 ms instead of resyncing: the lateness of the machine itself.
+// forgets the fingerprints, so every app is decoded and compared;
+// "changed" alternates two lists that differ in a task's host port of
+// every tenth app, so each resync applies 1,000 changed apps, as under
+// churn a list differs from the apps that events changed, and
+// "changed-one-apply" is the same with the changes in one Apply, as
+// before follow applied them in chunks; "idle" sleeps 20 ms instead of
+// resyncing: the lateness of the machine itself.
 func BenchmarkResyncDelay(b *testing.B) {
-	var bodies [2][]byte
+	var bodies [3][]byte
 	bodies[0] = appsJSON(10000, 3)
 	bodies[1] = bytes.ReplaceAll(bodies[0], []byte(`"startedAt":"2017-07-19T17:35:15.654Z"`), []byte(`"startedAt":"2017-07-19T17:35:16.654Z"`))
+	tenth := regexp.MustCompile(`("appId":"/app[0-9]*0","slaveId":"s1","host":"127.0.0.1","state":"TASK_RUNNING","startedAt":"[^"]*","version":"[^"]*","ports":\[)31000`)
+	bodies[2] = tenth.ReplaceAll(bodies[0], []byte("${1}31999"))
 	var lists atomic.Int64
-	volatile := atomic.Bool{}
+	var alternate atomic.Int64 // the body that alternates with bodies[0], 0 for none
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		body := bodies[0]
-		if volatile.Load() {
-			body = bodies[lists.Add(1)%2]
+		if other := alternate.Load(); other != 0 && lists.Add(1)%2 == 1 {
+			body = bodies[other]
 		}
 		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
-	for _, name := range []string{"idle", "unchanged", "volatile", "decode-all"} {
+	for _, name := range []string{"idle", "unchanged", "volatile", "decode-all", "changed", "changed-one-apply"} {
 		b.Run(name, func(b *testing.B) {
-			volatile.Store(name == "volatile")
+			switch name {
+			case "volatile":
+				alternate.Store(1)
+			case "changed", "changed-one-apply":
+				alternate.Store(2)
+			default:
+				alternate.Store(0)
+			}
 			w := newWatcher(b, []string{srv.URL}, nil)
+			if name == "changed-one-apply" {
+				w.known.chunk = math.MaxInt
+			}
 			s := testSession(b, w)
 			if err := w.fullSync(s); err != nil {
 				b.Fatal(err)

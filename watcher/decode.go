@@ -55,7 +55,12 @@ const (
 
 func newPacer(every int) pacer { return pacer{every: every, since: time.Now()} }
 
+// step counts one step and pauses when the slice is spent; a nil pacer
+// never pauses.
 func (p *pacer) step() {
+	if p == nil {
+		return
+	}
 	if p.n++; p.n%p.every != 0 || time.Since(p.since) < sliceBudget {
 		return
 	}

@@ -83,8 +83,11 @@ func (w *Watcher) partialSync(s *session, ids []string, changed []catalog.App) e
 			return fmt.Errorf("partial sync of %d apps: %w", len(ids), err)
 		}
 	}
-	w.publish(current.Apply(append(upserts, changed...), removes))
-	w.known.commit(upserts, changed, removes)
+	// After a full resync, the updates that came during it make one large
+	// batch: it is applied and committed in paced slices too.
+	w.publish(w.known.apply(current, append(upserts, changed...), removes))
+	pace := newPacer(elementStride)
+	w.known.commitPaced(upserts, changed, removes, &pace)
 	if len(ids) == 0 {
 		w.status.applied()
 		w.log.Debug("marathon task updates applied", "apps", len(changed), "took", time.Since(start))

@@ -187,10 +187,11 @@ type knownApps struct {
 	prints  *printIndex    // fingerprints of the list elements the apps are known from
 	listed  map[string]int // scratch of resync: app id -> its last element
 	scratch []byte         // scratch of resync: a listed app's packing
+	chunk   int            // the most apps one Apply of follow takes (applyChunk)
 }
 
 func newKnownApps() *knownApps {
-	return &knownApps{apps: make(map[string]packedApp), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}}
+	return &knownApps{apps: make(map[string]packedApp), dead: newTombstones(maxTombstones), prints: newPrintIndex(), listed: map[string]int{}, chunk: applyChunk}
 }
 
 // get returns the known app of id.
@@ -207,15 +208,24 @@ func (k *knownApps) get(id string) (catalog.App, bool) {
 // retasked apps, whose tasks alone events changed, keep theirs with the
 // new tasks.
 func (k *knownApps) commit(upserts, retasked []catalog.App, removes []string) {
+	k.commitPaced(upserts, retasked, removes, nil)
+}
+
+// commitPaced is commit with pace stepped at every app (a nil pace never
+// pauses): a resync's commit may pack a thousand apps.
+func (k *knownApps) commitPaced(upserts, retasked []catalog.App, removes []string, pace *pacer) {
 	for i := range upserts {
+		pace.step()
 		k.apps[upserts[i].ID] = packApp(&upserts[i])
 		k.prints.forget(upserts[i].ID)
 	}
 	for i := range retasked {
+		pace.step()
 		k.apps[retasked[i].ID] = packApp(&retasked[i])
 		k.prints.retask(&retasked[i])
 	}
 	for _, id := range removes {
+		pace.step()
 		delete(k.apps, id)
 		k.prints.forget(id)
 	}
@@ -255,8 +265,10 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		}
 	}
 	return upserts, removes, func() {
-		k.commit(upserts, nil, removes)
-		pace := newPacer(mapStride) // the commit runs later, after the Apply: a slice of its own
+		// The commit runs later, after the Apply: slices of its own.
+		perApp := newPacer(elementStride)
+		k.commitPaced(upserts, nil, removes, &perApp)
+		pace := newPacer(mapStride)
 		for _, i := range k.listed {
 			pace.step()
 			if item := &list[i]; !item.sameRaw {
@@ -282,6 +294,32 @@ func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, li
 	defer commit()
 	if len(upserts) == 0 && len(removes) == 0 {
 		return nil
+	}
+	return k.apply(current, upserts, removes)
+}
+
+// applyChunk is the most apps one Apply of a sync takes. Under churn a
+// resync's list can differ from the known apps in hundreds of apps, and
+// the task updates that come during a resync make a batch of hundreds
+// after it; one Apply of them all would hold the single core for
+// milliseconds while queries wait (BENCHMARKS.md, the seventh session).
+// An app costs ~10-15 µs to apply (BenchmarkTaskBatch), so a chunk fits
+// in the pacer's slice.
+const applyChunk = 16
+
+// apply returns current.Apply(upserts, removes), made in chunks of at
+// most k.chunk apps with the pacer's pauses between them. Only the last
+// snapshot leaves: the others are never published. Each app is in one
+// chunk, and Apply's result follows the final apps, not the steps taken
+// to them (TestApplyInChunks).
+func (k *knownApps) apply(current *catalog.Snapshot, upserts []catalog.App, removes []string) *catalog.Snapshot {
+	pace := newPacer(1)
+	for len(upserts)+len(removes) > k.chunk {
+		n := min(len(upserts), k.chunk)
+		r := min(len(removes), k.chunk-n)
+		current = current.Apply(upserts[:n], removes[:r])
+		upserts, removes = upserts[n:], removes[r:]
+		pace.step()
 	}
 	return current.Apply(upserts, removes)
 }

@@ -476,3 +476,78 @@ func TestRetaskedAppNeedsNoDecode(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyInChunks: a resync's changes applied in chunks, as follow does
+// so that queries are not kept waiting, give the snapshot one Apply of
+// them all gives: the same names, answers, virtual hosts, clients,
+// conflicts and rejections, whatever the chunk size.
+func TestApplyInChunks(t *testing.T) {
+	policy := testPolicy(t)
+	app := func(env string, i, ip int, names string) catalog.App {
+		a := catalog.App{ID: fmt.Sprintf("/%s/app%d", env, i), Version: v1, Labels: map[string]string{
+			"OAK_ENV": env, "OAK_NAMES": names, "OAK_HTTP": fmt.Sprintf("web%d.example.com", i%7),
+		}}
+		a.Tasks = []catalog.Task{{ID: fmt.Sprintf("%s.app%d.1", env, i), Host: "agent1", State: "TASK_RUNNING",
+			IPs: []string{fmt.Sprintf("10.0.%d.%d", ip/200, ip%200)}}}
+		return a
+	}
+	envs := []string{"integration", "feature-a", "feature-b"}
+	var base []catalog.App
+	for i := range 60 {
+		base = append(base, app(envs[i%3], i, i, fmt.Sprintf("svc%d.example.com", i%20)))
+	}
+	var upserts []catalog.App
+	for i := 0; i < 60; i += 3 {
+		upserts = append(upserts, app(envs[i%3], i, 500+i, fmt.Sprintf("svc%d.example.com,new%d.example.com", i%20, i%5)))
+	}
+	for i := 60; i < 75; i++ {
+		upserts = append(upserts, app(envs[i%3], i, i%4, fmt.Sprintf("svc%d.example.com", i%25))) // addresses of other envs' apps: conflicts
+	}
+	bad := app("feature-a", 99, 999, "not a name!")
+	upserts = append(upserts, bad)
+	var removes []string
+	for i := 1; i < 60; i += 4 {
+		removes = append(removes, base[i].ID)
+	}
+	current := catalog.Build(policy, base)
+	want := describe(current.Apply(upserts, removes), envs)
+	for _, chunk := range []int{1, 3, 16, 1000} {
+		k := newKnownApps()
+		k.chunk = chunk
+		if got := describe(k.apply(current, upserts, removes), envs); got != want {
+			t.Errorf("chunks of %d apps: the snapshot differs from one Apply's\n got: %s\nwant: %s", chunk, got, want)
+		}
+	}
+	if !strings.Contains(want, "conflict") || !strings.Contains(want, bad.ID) {
+		t.Fatalf("the changes make no conflict or no rejection, so the test shows little:\n%s", want)
+	}
+}
+
+// describe renders what a snapshot serves to clients of envs, through its
+// exported methods.
+func describe(s *catalog.Snapshot, envs []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%+v envs=%v\n", s.Stats(), s.Envs())
+	answer := func(a catalog.Answer) string {
+		out := fmt.Sprintf("%v env=%s base=%s children=%v", a.Kind, a.Env, a.Base, a.Children)
+		if a.Service != nil {
+			out += fmt.Sprintf(" %+v", *a.Service)
+		}
+		return out
+	}
+	for _, name := range s.Names() {
+		for _, env := range envs {
+			fmt.Fprintf(&b, "%s@%s: %s\n", name, env, answer(s.Resolve(env, name)))
+		}
+	}
+	for _, host := range s.VHosts() {
+		for _, env := range envs {
+			fmt.Fprintf(&b, "vhost %s@%s: %s\n", host, env, answer(s.ResolveVHost(env, host)))
+		}
+	}
+	for _, c := range s.Conflicts() {
+		fmt.Fprintf(&b, "conflict %+v\n", c)
+	}
+	fmt.Fprintf(&b, "clients %+v\nrejected %+v\nfixed %+v\n", s.Clients(), s.Rejected(), s.FixedAddrs())
+	return b.String()
+}
