@@ -187,7 +187,7 @@ type knownApps struct {
 	prints  *printIndex    // fingerprints of the list elements the apps are known from
 	listed  map[string]int // scratch of resync: app id -> its last element
 	scratch []byte         // scratch of resync: a listed app's packing
-	chunk   int            // the most apps one Apply of follow takes (applyChunk)
+	chunk   int            // the most apps one Apply of a sync takes (applyChunk)
 }
 
 func newKnownApps() *knownApps {
@@ -313,7 +313,7 @@ const applyChunk = 16
 // chunk, and Apply's result follows the final apps, not the steps taken
 // to them (TestApplyInChunks).
 func (k *knownApps) apply(current *catalog.Snapshot, upserts []catalog.App, removes []string) *catalog.Snapshot {
-	pace := newPacer(1)
+	pace := newPacer(elementStride)
 	for len(upserts)+len(removes) > k.chunk {
 		n := min(len(upserts), k.chunk)
 		r := min(len(removes), k.chunk-n)
