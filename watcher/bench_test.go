@@ -723,7 +723,7 @@ func BenchmarkResyncAfterKills(b *testing.B) {
 					b.Fatalf("refetch %d, changed %d", len(refetch), len(changed))
 				}
 				snap = snap.Apply(changed, nil)
-				k.commit(nil, changed, nil)
+				k.commit(nil, changed, nil, nil)
 				if mode == "forget" {
 					for i := range changed {
 						k.prints.forget(changed[i].ID)

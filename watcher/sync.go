@@ -85,9 +85,9 @@ func (w *Watcher) partialSync(s *session, ids []string, changed []catalog.App) e
 	}
 	// After a full resync, the updates that came during it make one large
 	// batch: it is applied and committed in paced slices too.
-	w.publish(w.known.apply(current, append(upserts, changed...), removes))
 	pace := newPacer(elementStride)
-	w.known.commitPaced(upserts, changed, removes, &pace)
+	w.publish(w.known.apply(current, append(upserts, changed...), removes, &pace))
+	w.known.commit(upserts, changed, removes, &pace)
 	if len(ids) == 0 {
 		w.status.applied()
 		w.log.Debug("marathon task updates applied", "apps", len(changed), "took", time.Since(start))

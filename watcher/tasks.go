@@ -206,14 +206,9 @@ func (k *knownApps) get(id string) (catalog.App, bool) {
 // commit records the result of a published batch: upserts (refetched or
 // listed) and removes are no longer known from their list elements, while
 // retasked apps, whose tasks alone events changed, keep theirs with the
-// new tasks.
-func (k *knownApps) commit(upserts, retasked []catalog.App, removes []string) {
-	k.commitPaced(upserts, retasked, removes, nil)
-}
-
-// commitPaced is commit with pace stepped at every app (a nil pace never
-// pauses): a resync's commit may pack a thousand apps.
-func (k *knownApps) commitPaced(upserts, retasked []catalog.App, removes []string, pace *pacer) {
+// new tasks. pace is stepped at every app (a resync's commit may pack a
+// thousand apps); a nil pace never pauses.
+func (k *knownApps) commit(upserts, retasked []catalog.App, removes []string, pace *pacer) {
 	for i := range upserts {
 		pace.step()
 		k.apps[upserts[i].ID] = packApp(&upserts[i])
@@ -267,7 +262,7 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 	return upserts, removes, func() {
 		// The commit runs later, after the Apply: slices of its own.
 		perApp := newPacer(elementStride)
-		k.commitPaced(upserts, nil, removes, &perApp)
+		k.commit(upserts, nil, removes, &perApp)
 		pace := newPacer(mapStride)
 		for _, i := range k.listed {
 			pace.step()
@@ -295,7 +290,8 @@ func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, li
 	if len(upserts) == 0 && len(removes) == 0 {
 		return nil
 	}
-	return k.apply(current, upserts, removes)
+	pace := newPacer(elementStride)
+	return k.apply(current, upserts, removes, &pace)
 }
 
 // applyChunk is the most apps one Apply of a sync takes. Under churn a
@@ -308,12 +304,11 @@ func (k *knownApps) follow(current *catalog.Snapshot, policy *catalog.Policy, li
 const applyChunk = 16
 
 // apply returns current.Apply(upserts, removes), made in chunks of at
-// most k.chunk apps with the pacer's pauses between them. Only the last
+// most k.chunk apps with pace stepped between them. Only the last
 // snapshot leaves: the others are never published. Each app is in one
 // chunk, and Apply's result follows the final apps, not the steps taken
 // to them (TestApplyInChunks).
-func (k *knownApps) apply(current *catalog.Snapshot, upserts []catalog.App, removes []string) *catalog.Snapshot {
-	pace := newPacer(elementStride)
+func (k *knownApps) apply(current *catalog.Snapshot, upserts []catalog.App, removes []string, pace *pacer) *catalog.Snapshot {
 	for len(upserts)+len(removes) > k.chunk {
 		n := min(len(upserts), k.chunk)
 		r := min(len(removes), k.chunk-n)

@@ -205,7 +205,7 @@ func TestKnownAppsPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newKnownApps()
-			k.commit(tt.known, nil, nil)
+			k.commit(tt.known, nil, nil, nil)
 			original := taskIPs(tt.known[0])
 			var refetch []string
 			var changed []catalog.App
@@ -223,7 +223,7 @@ func TestKnownAppsPlan(t *testing.T) {
 					dirty = tt.dirty
 				}
 				refetch, changed = k.plan(dirty, updates)
-				k.commit(nil, changed, nil)
+				k.commit(nil, changed, nil, nil)
 			}
 			slices.Sort(refetch)
 			if !slices.Equal(refetch, tt.wantRefetch) {
@@ -456,7 +456,7 @@ func TestRetaskedAppNeedsNoDecode(t *testing.T) {
 				t.Fatalf("refetch %q, %d changed", refetch, len(changed))
 			}
 			snap = snap.Apply(changed, nil)
-			k.commit(nil, changed, nil)
+			k.commit(nil, changed, nil, nil)
 
 			next, err := decodeApps(bytes.NewReader(list(tt.next)), k.prints)
 			if err != nil {
@@ -514,7 +514,7 @@ func TestApplyInChunks(t *testing.T) {
 	for _, chunk := range []int{1, 3, 16, 1000} {
 		k := newKnownApps()
 		k.chunk = chunk
-		if got := describe(k.apply(current, upserts, removes), envs); got != want {
+		if got := describe(k.apply(current, upserts, removes, nil), envs); got != want {
 			t.Errorf("chunks of %d apps: the snapshot differs from one Apply's\n got: %s\nwant: %s", chunk, got, want)
 		}
 	}
