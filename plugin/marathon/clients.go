@@ -32,9 +32,10 @@ const contestedAfter = 8
 // one snapshot: a query under a later snapshot decides again, and moves
 // the view on to that snapshot when it decides the same (no allocation:
 // under churn most clients' decisions outlive many snapshots), or else
-// takes the slot with a new view. A query of another client whose address falls in the same slot
-// decides as before without a view of its own (nothing allocated), and
-// takes the slot once the view has been contested contestedAfter times:
+// takes the slot with a new view. A query of another client whose address
+// falls in the same slot decides as before without a view of its own
+// (nothing allocated), and takes the slot once the view has been contested
+// contestedAfter times:
 // clients that share a slot do not evict each other on every query, and
 // one seen once does not hold a slot for good. Views hold the number the
 // memo gave their snapshot, not the snapshot, so that a client seen once
