@@ -86,8 +86,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, tools); err != nil {
+		// Whether a signal ended the run, asked before stop, which
+		// cancels ctx itself.
+		interrupted := ctx.Err() != nil
 		stop()
-		if ctx.Err() != nil {
+		if interrupted {
 			fmt.Fprintln(os.Stderr, "benchdns: interrupted")
 		} else {
 			fmt.Fprintln(os.Stderr, "benchdns:", err)
