@@ -14,6 +14,7 @@ import (
 	"time"
 
 	marathon "github.com/gambol99/go-marathon"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"go.uber.org/goleak"
 
 	"github.com/oakdns/oak/internal/poll"
@@ -125,6 +126,15 @@ func TestRecordedEventStream(t *testing.T) {
 // to refetch when there is none).
 func checkStatusUpdate(t *testing.T, data []byte) {
 	t.Helper()
+	if scanned, ok := scanStatusUpdate(data); ok {
+		var full statusUpdate
+		if err := jsonv1.Unmarshal(data, &full); err != nil {
+			t.Fatalf("%q: the scan takes it, jsonv1 fails: %v", data, err)
+		}
+		if !reflect.DeepEqual(scanned, full) {
+			t.Fatalf("%q: scanned %#v, jsonv1 %#v", data, scanned, full)
+		}
+	}
 	ev, err := decodeEvent(statusUpdateEvent, data)
 	if err != nil || ev == nil {
 		return // go-marathon does not decode it: nothing to agree with
@@ -151,6 +161,9 @@ func FuzzStatusUpdate(f *testing.F) {
 	f.Add([]byte(`{"appId":"/a","taskId":"t","taskStatus":"TASK_RUNNING","version":"v","host":"h","ports":[1,-1],"ipAddresses":[null]}`))
 	f.Add([]byte(`{"APPID":"/a","taskid":"t","TaskStatus":"TASK_RUNNING","Version":"v","HOST":"h","ipaddresses":[{"IPADDRESS":"::1"}]}`))
 	f.Add([]byte(`{"appId":"/a","appId":"/b","taskId":"t","taskStatus":"TASK_LOST","version":"v","timestamp":1}`))
+	for _, tc := range statusScanCases {
+		f.Add([]byte(tc.data))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkStatusUpdate(t, data)
 	})

@@ -89,13 +89,17 @@ type ipAddress struct {
 	IPAddress string `json:"ipAddress"`
 }
 
-// decodeStatusUpdate decodes the body of a status_update_event.
-func decodeStatusUpdate(data []byte) (*statusUpdate, error) {
+// decodeStatusUpdate decodes the body of a status_update_event: the shape
+// Marathon writes by scanStatusUpdate, anything else by jsonv1.
+func decodeStatusUpdate(data []byte) (statusUpdate, error) {
+	if e, ok := scanStatusUpdate(data); ok {
+		return e, nil
+	}
 	var e statusUpdate
 	if err := jsonv1.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%s: %w", statusUpdateEvent, err)
+		return statusUpdate{}, fmt.Errorf("%s: %w", statusUpdateEvent, err)
 	}
-	return &e, nil
+	return e, nil
 }
 
 // taskUpdate returns the task update a status update carries, and false
