@@ -491,11 +491,24 @@ func cpuTime(b *testing.B) time.Duration {
 // collections on one P, as the server runs: mark-cpu-ms is the least of
 // the five means of the mark phase's CPU per collection (other load on
 // the machine only adds to it), gc-min-ms the shortest whole collection,
-// scan-MiB the heap scanned (see markCost).
+// scan-MiB the heap scanned (see markCost). "after-kills" measures the
+// same after 10,000 task kills and their replacements, applied from events
+// as under churn (see killer).
 func BenchmarkLiveHeap(b *testing.B) {
-	body := appsJSON(10000, 1)
+	const apps = 10000
+	body := appsJSON(apps, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
 	defer srv.Close()
+	for _, kills := range []int{0, apps} {
+		name := "fresh"
+		if kills > 0 {
+			name = "after-kills"
+		}
+		b.Run(name, func(b *testing.B) { liveHeap(b, srv.URL, apps, kills) })
+	}
+}
+
+func liveHeap(b *testing.B, url string, apps, kills int) {
 	live := func() (bytes, objects float64) {
 		runtime.GC()
 		runtime.GC()
@@ -506,12 +519,17 @@ func BenchmarkLiveHeap(b *testing.B) {
 	// The timer runs throughout, so that b.Loop stops after a few rounds.
 	for b.Loop() {
 		base, baseObjects := live()
-		w := newWatcher(b, []string{srv.URL}, nil)
+		w := newWatcher(b, []string{url}, nil)
 		s := testSession(b, w)
 		for range 2 {
 			if err := w.fullSync(s); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if kills > 0 {
+			k := newKiller(b, w, s, apps)
+			k.prepare(kills)
+			k.run()
 		}
 		all, allObjects := live()
 		markMs, gcMs, scanMiB := markCost(30)
@@ -568,7 +586,7 @@ func markCost(n int) (markMs, minMs, scanMiB float64) {
 // does, queued, planned, applied to the snapshot and published. An op is
 // one kill: two events and two batches' share.
 func BenchmarkTaskBatch(b *testing.B) {
-	const apps, batch = 10000, 16
+	const apps = 10000
 	body := appsJSON(apps, 1)
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -581,52 +599,11 @@ func BenchmarkTaskBatch(b *testing.B) {
 	if err := w.fullSync(s); err != nil {
 		b.Fatal(err)
 	}
-	current := make([]string, apps) // app i's running task
-	for i := range current {
-		current[i] = fmt.Sprintf("app%d.t0", i)
-	}
-	const version = "2017-07-19T17:34:41.967Z" // appsJSON's
-	event := func(app int, task, state string, ip int) []byte {
-		return []byte(statusEvent(fmt.Sprintf("/app%d", app), task, state, version, fmt.Sprintf("10.200.%d.%d", ip>>8&255, ip&255)))
-	}
-	queue := func(data []byte) {
-		e, err := decodeStatusUpdate(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u, ok := e.taskUpdate()
-		if !ok {
-			b.Fatalf("update does not parse: %s", data)
-		}
-		w.pending.update(u)
-	}
-	step := func() {
-		if err := w.step(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// The events are made beforehand: the sim's bytes are not the watcher's work.
-	kills, runs := make([][]byte, 0, b.N), make([][]byte, 0, b.N)
-	for n := range b.N {
-		app := (n * 7919) % apps // spread over the cluster
-		next := fmt.Sprintf("app%d.r%d", app, n)
-		kills = append(kills, event(app, current[app], "TASK_KILLED", 0))
-		runs = append(runs, event(app, next, "TASK_RUNNING", n))
-		current[app] = next
-	}
+	k := newKiller(b, w, s, apps)
+	k.prepare(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for start := 0; start < b.N; start += batch {
-		end := min(start+batch, b.N)
-		for _, data := range kills[start:end] {
-			queue(data)
-		}
-		step()
-		for _, data := range runs[start:end] {
-			queue(data)
-		}
-		step()
-	}
+	k.run()
 	b.StopTimer()
 	snap := w.Snapshot()
 	if st := snap.Stats(); st.Apps != apps || st.Tasks != apps {
@@ -634,6 +611,79 @@ func BenchmarkTaskBatch(b *testing.B) {
 	}
 	if n := requests.Load(); n != 1 {
 		b.Fatalf("%d REST requests; the list, and none for task updates of known apps", n)
+	}
+}
+
+// killer kills tasks of appsJSON(apps, 1)'s apps through the watcher as
+// BenchmarkTaskBatch describes: status events decoded from their bytes,
+// queued, and synced in batches of 16 kills and then 16 replacements.
+type killer struct {
+	b       *testing.B
+	w       *Watcher
+	s       *session
+	apps    int
+	current []string // app i's running task
+	done    int      // kills prepared so far
+	kills   [][]byte
+	runs    [][]byte
+}
+
+func newKiller(b *testing.B, w *Watcher, s *session, apps int) *killer {
+	k := &killer{b: b, w: w, s: s, apps: apps, current: make([]string, apps)}
+	for i := range k.current {
+		k.current[i] = fmt.Sprintf("app%d.t0", i)
+	}
+	return k
+}
+
+// prepare makes the events of the next n kills beforehand: the
+// simulator's bytes are not the watcher's work.
+func (k *killer) prepare(n int) {
+	const version = "2017-07-19T17:34:41.967Z" // appsJSON's
+	event := func(app int, task, state string, ip int) []byte {
+		return []byte(statusEvent(fmt.Sprintf("/app%d", app), task, state, version, fmt.Sprintf("10.200.%d.%d", ip>>8&255, ip&255)))
+	}
+	k.kills, k.runs = make([][]byte, 0, n), make([][]byte, 0, n)
+	for ; n > 0; n-- {
+		app := (k.done * 7919) % k.apps // spread over the cluster
+		next := fmt.Sprintf("app%d.r%d", app, k.done)
+		k.kills = append(k.kills, event(app, k.current[app], "TASK_KILLED", 0))
+		k.runs = append(k.runs, event(app, next, "TASK_RUNNING", k.done))
+		k.current[app] = next
+		k.done++
+	}
+}
+
+// run applies the prepared kills, then lets their events go.
+func (k *killer) run() {
+	defer func() { k.kills, k.runs = nil, nil }()
+	const batch = 16
+	queue := func(data []byte) {
+		e, err := decodeStatusUpdate(data)
+		if err != nil {
+			k.b.Fatal(err)
+		}
+		u, ok := e.taskUpdate()
+		if !ok {
+			k.b.Fatalf("update does not parse: %s", data)
+		}
+		k.w.pending.update(u)
+	}
+	step := func() {
+		if err := k.w.step(k.s); err != nil {
+			k.b.Fatal(err)
+		}
+	}
+	for start := 0; start < len(k.kills); start += batch {
+		end := min(start+batch, len(k.kills))
+		for _, data := range k.kills[start:end] {
+			queue(data)
+		}
+		step()
+		for _, data := range k.runs[start:end] {
+			queue(data)
+		}
+		step()
 	}
 }
 
