@@ -77,17 +77,22 @@ func perCPU(m measurement) float64 { return m.perCPU() }
 
 type figure struct {
 	name       string
-	value, aim float64
+	value, aim float64 // no goal when aim is 0
 	note       string
+	atMost     bool // the goal is value <= aim, not >= aim
 }
 
 func (r *report) figures() []figure {
 	hostsQPS, marQPS := r.mean("hosts", qps), r.mean("marathon", qps)
 	ratios := r.roundRatios()
 	figs := []figure{
-		{"marathon / hosts QPS", marQPS / hostsQPS, 1.0, fmt.Sprintf("%.0f / %.0f, mean of %d interleaved rounds", marQPS, hostsQPS, r.cfg.rounds)},
-		{"marathon / hosts QPS, median round", median(ratios), 1.0, fmt.Sprintf("per round %s; each round runs the two servers back to back, so drift of the machine's speed cancels best here", formatRatios(ratios))},
-		{"marathon / hosts queries per server CPU-second", r.mean("marathon", perCPU) / r.mean("hosts", perCPU), 1.0, "robust to other load on the server CPU"},
+		{"marathon / hosts QPS", marQPS / hostsQPS, 1.0, fmt.Sprintf("%.0f / %.0f, mean of %d interleaved rounds", marQPS, hostsQPS, r.cfg.rounds), false},
+		{"marathon / hosts QPS, median round", median(ratios), 1.0, fmt.Sprintf("per round %s; each round runs the two servers back to back, so drift of the machine's speed cancels best here", formatRatios(ratios)), false},
+		{"marathon / hosts queries per server CPU-second", r.mean("marathon", perCPU) / r.mean("hosts", perCPU), 1.0, "robust to other load on the server CPU", false},
+	}
+	if hostsP99, marP99 := r.latencyP99("hosts"), r.latencyP99("marathon"); hostsP99 > 0 && marP99 > 0 {
+		figs = append(figs, figure{"marathon / hosts p99 at the fixed rate", float64(marP99) / float64(hostsP99), 2.0,
+			fmt.Sprintf("%s / %s at %d/s; resyncs in marathon's run: see the table", ms(marP99), ms(hostsP99), r.cfg.latencyQPS), true})
 	}
 	if churnQPS := r.mean("marathon+churn", qps); churnQPS > 0 {
 		var churnRatios []float64
@@ -104,13 +109,13 @@ func (r *report) figures() []figure {
 				r.cfg.churnOp, cr.rate(), r.cfg.churnRate, cr.failed, cr.skipped)
 		}
 		figs = append(figs, figure{"marathon under churn / idle QPS", churnQPS / marQPS, 0.9,
-			fmt.Sprintf("%.0f / %.0f, means of %d and %d rounds%s", churnQPS, marQPS, len(churnRatios), r.cfg.rounds, achieved)})
+			fmt.Sprintf("%.0f / %.0f, means of %d and %d rounds%s", churnQPS, marQPS, len(churnRatios), r.cfg.rounds, achieved), false})
 		// dnsperf shares its CPU with the simulator and the churn
 		// driver, so under churn it may not keep the server busy (see
 		// "server CPU"); per CPU-second the server's own cost shows.
 		marChurn := r.mean("marathon+churn", perCPU) / r.mean("marathon", perCPU)
 		figs = append(figs, figure{"marathon under churn / idle queries per server CPU-second", marChurn, 0.9,
-			fmt.Sprintf("%.0f / %.0f; per churn round %s", r.mean("marathon+churn", perCPU), r.mean("marathon", perCPU), formatRatios(churnRatios))})
+			fmt.Sprintf("%.0f / %.0f; per churn round %s", r.mean("marathon+churn", perCPU), r.mean("marathon", perCPU), formatRatios(churnRatios)), false})
 		// The control: hosts, which does not follow Marathon, under the
 		// same churn. What it loses is the load CPU's doing (dnsperf slowed
 		// by the simulator and the churn driver), not the server's work.
@@ -118,9 +123,9 @@ func (r *report) figures() []figure {
 			control := hostsChurn / r.mean("hosts", perCPU)
 			figs = append(figs,
 				figure{"control: hosts under the same churn / idle, per CPU-second", control, 0,
-					fmt.Sprintf("%.0f / %.0f; hosts follows no Marathon, so this is the rig's share", hostsChurn, r.mean("hosts", perCPU))},
+					fmt.Sprintf("%.0f / %.0f; hosts follows no Marathon, so this is the rig's share", hostsChurn, r.mean("hosts", perCPU)), false},
 				figure{"marathon's churn ratio over the control's", marChurn / control, 0,
-					"per server CPU-second, the rig's share divided out: what marathon's own work under churn leaves"})
+					"per server CPU-second, the rig's share divided out: what marathon's own work under churn leaves", false})
 		}
 	}
 	return figs
@@ -163,13 +168,33 @@ func formatRatios(xs []float64) string {
 }
 
 func verdict(f figure) string {
-	if f.aim == 0 {
+	switch {
+	case f.aim == 0:
 		return "no goal"
-	}
-	if f.value >= f.aim {
+	case f.atMost && f.value <= f.aim, !f.atMost && f.value >= f.aim:
 		return "met"
+	case f.atMost:
+		return "ABOVE GOAL"
 	}
 	return "BELOW GOAL"
+}
+
+// goal is a figure's goal as the report writes it.
+func goal(f figure) string {
+	if f.atMost {
+		return fmt.Sprintf("<= %.1f", f.aim)
+	}
+	return fmt.Sprintf(">= %.1f", f.aim)
+}
+
+// latencyP99 is server's p99 in its idle fixed-rate run, 0 without one.
+func (r *report) latencyP99(server string) time.Duration {
+	for _, m := range r.runs {
+		if m.server == server && m.rate > 0 && m.res.samples > 0 {
+			return m.res.p99
+		}
+	}
+	return 0
 }
 
 func (r *report) rows() [][]string {
@@ -218,10 +243,10 @@ func (r *report) text() string {
 	b.WriteByte('\n')
 	for _, f := range r.figures() {
 		if f.aim == 0 {
-			fmt.Fprintf(&b, "%-48s %5.2f  (%s)  %s\n", f.name, f.value, verdict(f), f.note)
+			fmt.Fprintf(&b, "%-48s %6.3f  (%s)  %s\n", f.name, f.value, verdict(f), f.note)
 			continue
 		}
-		fmt.Fprintf(&b, "%-48s %5.2f  (goal >= %.1f: %s)  %s\n", f.name, f.value, f.aim, verdict(f), f.note)
+		fmt.Fprintf(&b, "%-48s %6.3f  (goal %s: %s)  %s\n", f.name, f.value, goal(f), verdict(f), f.note)
 	}
 	for _, line := range r.memoryLines() {
 		fmt.Fprintf(&b, "%s\n", line)
@@ -242,11 +267,11 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n| figure | value | goal | |\n|---|---|---|---|\n")
 	for _, f := range r.figures() {
-		goal := verdict(f)
+		g := verdict(f)
 		if f.aim > 0 {
-			goal = fmt.Sprintf(">= %.1f (%s)", f.aim, verdict(f))
+			g = fmt.Sprintf("%s (%s)", goal(f), verdict(f))
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %s | %s |\n", f.name, f.value, goal, f.note)
+		fmt.Fprintf(&b, "| %s | %.3f | %s | %s |\n", f.name, f.value, g, f.note)
 	}
 	b.WriteString("\n")
 	for _, line := range r.memoryLines() {
