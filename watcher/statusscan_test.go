@@ -96,3 +96,22 @@ func TestScanTakesMarathonsEvents(t *testing.T) {
 		t.Fatal("no status_update_event in events.txt")
 	}
 }
+
+// TestScanKnowsEveryField: each of statusUpdate's JSON names is a field
+// the scan reads, so that a field added to statusUpdate cannot be skipped
+// by the scan as an unknown member while jsonv1 fills it.
+func TestScanKnowsEveryField(t *testing.T) {
+	typ := reflect.TypeFor[statusUpdate]()
+	if typ.NumField() != statusFields {
+		t.Fatalf("statusUpdate has %d fields, the scan reads %d", typ.NumField(), statusFields)
+	}
+	for i := range typ.NumField() {
+		tag := typ.Field(i).Tag.Get("json")
+		if statusField(tag) < 0 {
+			t.Errorf("the scan does not read %q", tag)
+		}
+	}
+	if addr := reflect.TypeFor[ipAddress](); addr.NumField() != 1 || addr.Field(0).Tag.Get("json") != "ipAddress" {
+		t.Errorf("ipAddress has fields the scan does not read: %v", addr)
+	}
+}
