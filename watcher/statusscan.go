@@ -17,12 +17,12 @@ import (
 // need not know every rule of encoding/json, only recognise input on which
 // its answer and jsonv1's cannot differ (FuzzStatusUpdate checks both).
 //
-// It takes: one object whose members are all ASCII, with no backslash
-// anywhere (no escapes to undo); each of statusUpdate's fields at most
-// once, named exactly as its tag; their values of the field's type, never
-// null; and other members whose values are strings, numbers, true or
-// false. Anything else, including a member name that differs from a field's
-// only in case, '-' or '_', is left to jsonv1.
+// It takes: one object, all ASCII, with no backslash anywhere (no escapes
+// to undo); member names of letters and digits only, which jsonv1 matches
+// to fields by ASCII case folding (plainName, the fingerprinter's rule);
+// each of statusUpdate's fields at most once, its value of the field's
+// type, never null; and other members whose values are strings, numbers,
+// true or false. Anything else is left to jsonv1.
 
 // statusSpan is where a string's bytes lie in the event: data[from:to].
 type statusSpan struct{ from, to int }
@@ -90,6 +90,9 @@ func scanStatusUpdate(data []byte) (statusUpdate, bool) {
 		if !ok || !s.byte(':') {
 			return statusUpdate{}, false
 		}
+		if !plainName(data[name.from-1 : name.to+1]) {
+			return statusUpdate{}, false
+		}
 		field := statusField(string(data[name.from:name.to]))
 		if field >= 0 {
 			if seen[field] {
@@ -115,8 +118,6 @@ func scanStatusUpdate(data []byte) (statusUpdate, bool) {
 			if !s.scalar() {
 				return statusUpdate{}, false
 			}
-		case nearField: // jsonv1's rules decide
-			return statusUpdate{}, false
 		}
 	}
 	s.at++ // the '}'
@@ -125,11 +126,10 @@ func scanStatusUpdate(data []byte) (statusUpdate, bool) {
 		return statusUpdate{}, false
 	}
 
-	// The strings kept share one allocation: the state is a constant, the
-	// others are written one after another and cut apart in that order.
-	app, task, status, version, host := strs[statusAppID], strs[statusTaskID], strs[statusTaskStatus], strs[statusVersion], strs[statusHost]
-	var keptRoom [6]statusSpan
-	kept := append(append(keptRoom[:0], app, task, version, host), ips...)
+	// The strings kept share one allocation: written one after another
+	// and cut apart in that order.
+	var keptRoom [statusPorts + 2]statusSpan
+	kept := append(append(keptRoom[:0], strs[:]...), ips...)
 	n := 0
 	for _, sp := range kept {
 		n += sp.to - sp.from
@@ -145,10 +145,10 @@ func scanStatusUpdate(data []byte) (statusUpdate, bool) {
 		all = all[len(v):]
 		return v
 	}
-	out := statusUpdate{
-		AppID: cut(app), TaskID: cut(task), Version: cut(version), Host: cut(host),
-		TaskStatus: taskState(data[status.from:status.to]),
-		Ports:      ports,
+	out := statusUpdate{ // in the order of strs
+		AppID: cut(strs[statusAppID]), TaskID: cut(strs[statusTaskID]), TaskStatus: cut(strs[statusTaskStatus]),
+		Version: cut(strs[statusVersion]), Host: cut(strs[statusHost]),
+		Ports: ports,
 	}
 	if haveIPs {
 		addrs := make([]ipAddress, len(ips))
@@ -174,12 +174,11 @@ const (
 	statusFields // how many
 
 	unknownField = -1 // a member statusUpdate does not have
-	nearField    = -2 // a member jsonv1 might match to a field by its looser rules
 )
 
-// statusField returns the field a member name is the exact tag of,
-// unknownField for a name that jsonv1 matches to no field, and nearField
-// for one it might.
+// statusField returns the field a plain member name (plainName) stands
+// for, as jsonv1 matches it: exactly, or else by ASCII case folding; and
+// unknownField for any other name.
 func statusField(name string) int {
 	switch name {
 	case "appId":
@@ -197,50 +196,12 @@ func statusField(name string) int {
 	case "ipAddresses":
 		return statusIPAddresses
 	}
-	for _, tag := range [...]string{"appId", "taskId", "taskStatus", "version", "host", "ports", "ipAddresses"} {
-		if looseEqual(name, tag) {
-			return nearField
+	for field, tag := range [...]string{"appId", "taskId", "taskStatus", "version", "host", "ports", "ipAddresses"} {
+		if strings.EqualFold(name, tag) {
+			return field
 		}
 	}
 	return unknownField
-}
-
-// looseEqual reports whether ASCII name equals tag ignoring case, '-' and
-// '_': wider than any matching jsonv1 does, so that a name it is false for
-// is certainly another member's.
-func looseEqual(name, tag string) bool {
-	i := 0
-	for j := 0; j < len(name); j++ {
-		c := name[j]
-		if c == '-' || c == '_' {
-			continue
-		}
-		if i == len(tag) || lower(c) != lower(tag[i]) {
-			return false
-		}
-		i++
-	}
-	return i == len(tag)
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// taskState returns a task state without allocating for the states
-// Marathon sends.
-func taskState(b []byte) string {
-	for _, s := range [...]string{"TASK_RUNNING", "TASK_KILLING", "TASK_KILLED", "TASK_STAGING", "TASK_STARTING",
-		"TASK_FINISHED", "TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE",
-		"TASK_GONE_BY_OPERATOR", "TASK_UNREACHABLE", "TASK_UNKNOWN"} {
-		if string(b) == s {
-			return s
-		}
-	}
-	return string(b)
 }
 
 // space skips JSON whitespace.
@@ -391,7 +352,8 @@ func (s *statusScan) ints() ([]int, bool) {
 }
 
 // ipAddresses reads ipAddresses: an array of objects, each with at most
-// one ipAddress and other members of scalar values. It returns where each
+// one ipAddress (matched as statusField matches) and other members of
+// scalar values. It returns where each
 // element's ipAddress lies (empty for an element without one).
 func (s *statusScan) ipAddresses(out []statusSpan) ([]statusSpan, bool) {
 	if !s.byte('[') {
@@ -411,24 +373,21 @@ func (s *statusScan) ipAddresses(out []statusSpan) ([]statusSpan, bool) {
 				return nil, false
 			}
 			name, ok := s.string()
-			if !ok || !s.byte(':') {
+			if !ok || !s.byte(':') || !plainName(s.data[name.from-1:name.to+1]) {
 				return nil, false
 			}
-			switch member := string(s.data[name.from:name.to]); {
-			case member == "ipAddress":
-				if seen {
-					return nil, false
-				}
-				seen = true
-				if addr, ok = s.string(); !ok {
-					return nil, false
-				}
-			case looseEqual(member, "ipAddress"):
-				return nil, false
-			default:
+			if !bytes.EqualFold(s.data[name.from:name.to], []byte("ipAddress")) {
 				if !s.scalar() {
 					return nil, false
 				}
+				continue
+			}
+			if seen {
+				return nil, false
+			}
+			seen = true
+			if addr, ok = s.string(); !ok {
+				return nil, false
 			}
 		}
 		s.at++
