@@ -67,15 +67,24 @@ func (b *block[K, V]) leaf(hash uint64) (start, end int) {
 	return int(b.at[li]), int(b.at[li+1])
 }
 
-func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
-	if b := t.blocks[t.blockOf(hash)]; b != nil {
-		start, end := b.leaf(hash)
-		leaf := b.entries[start:end]
-		for i := range leaf {
-			if leaf[i].hash == hash && leaf[i].key == key {
-				return leaf[i].val, true
-			}
+// find returns the index in b.entries of key's entry, or -1; b may be nil.
+func (b *block[K, V]) find(hash uint64, key K) int {
+	if b == nil {
+		return -1
+	}
+	start, end := b.leaf(hash)
+	for i := start; i < end; i++ {
+		if b.entries[i].hash == hash && b.entries[i].key == key {
+			return i
 		}
+	}
+	return -1
+}
+
+func (t *table[K, V]) get(hash uint64, key K) (V, bool) {
+	b := t.blocks[t.blockOf(hash)]
+	if i := b.find(hash, key); i >= 0 {
+		return b.entries[i].val, true
 	}
 	var zero V
 	return zero, false
@@ -133,18 +142,13 @@ func (w *tableWriter[K, V]) block(hash uint64, room int) *block[K, V] {
 }
 
 func (w *tableWriter[K, V]) put(hash uint64, key K, v V) {
-	room := 1
-	if _, ok := w.t.get(hash, key); ok {
-		room = 0 // a new value, not a new entry
+	// A copy keeps its entries' places, so the index found before it holds.
+	if i := w.t.blocks[w.t.blockOf(hash)].find(hash, key); i >= 0 {
+		w.block(hash, 0).entries[i].val = v // a new value, not a new entry
+		return
 	}
-	b := w.block(hash, room)
-	start, end := b.leaf(hash)
-	for i := start; i < end; i++ {
-		if e := &b.entries[i]; e.hash == hash && e.key == key {
-			e.val = v
-			return
-		}
-	}
+	b := w.block(hash, 1)
+	_, end := b.leaf(hash)
 	b.entries = slices.Insert(b.entries, end, entry[K, V]{hash: hash, key: key, val: v})
 	for li := leafOf(hash) + 1; li <= leavesPerBlock; li++ {
 		b.at[li]++
@@ -153,12 +157,11 @@ func (w *tableWriter[K, V]) put(hash uint64, key K, v V) {
 }
 
 func (w *tableWriter[K, V]) del(hash uint64, key K) {
-	if _, ok := w.t.get(hash, key); !ok {
+	i := w.t.blocks[w.t.blockOf(hash)].find(hash, key)
+	if i < 0 {
 		return
 	}
 	b := w.block(hash, 0)
-	start, end := b.leaf(hash)
-	i := start + slices.IndexFunc(b.entries[start:end], func(e entry[K, V]) bool { return e.hash == hash && e.key == key })
 	b.entries = slices.Delete(b.entries, i, i+1) // zeroes the last: no pointer kept past the length
 	for li := leafOf(hash) + 1; li <= leavesPerBlock; li++ {
 		b.at[li]--

@@ -11,11 +11,11 @@ import (
 // replacement's STAGING and RUNNING, then KILLED; Marathon's are alike),
 // so 1,000 kills a second are ~4,000 events, and decoding them through
 // reflection (jsonv1.Unmarshal into statusUpdate) took 2.3% of the core
-// that serves DNS (BENCHMARKS.md). scanStatusUpdate
-// reads the shape Marathon writes in one pass over the bytes and gives up
-// on anything else, which decodeStatusUpdate then decodes in full: so it
-// need not know every rule of encoding/json, only recognise input on which
-// its answer and jsonv1's cannot differ (FuzzStatusUpdate checks both).
+// that serves DNS (BENCHMARKS.md). scanStatusUpdate reads the shape
+// Marathon writes in one pass over the bytes and gives up on anything
+// else, which decodeStatusUpdate then decodes in full: so it need not
+// know every rule of encoding/json, only recognise input on which its
+// answer and jsonv1's cannot differ (FuzzStatusUpdate checks both).
 //
 // It takes: one object, all ASCII, with no backslash anywhere (no escapes
 // to undo); member names of letters and digits only, which jsonv1 matches
