@@ -40,6 +40,10 @@ type measurement struct {
 	// resyncs is the full lists the simulator answered during the run:
 	// marathon's full resyncs.
 	resyncs int
+	// followCPU is the marathon server's CPU time during a run of another
+	// server: what following Marathon costs it with no queries to answer
+	// (on the CPU the measured server loads).
+	followCPU time.Duration
 }
 
 // cpuShare is the share of one CPU the server got during the run.
@@ -181,17 +185,25 @@ func run(ctx context.Context, cfg config, t tools) error {
 		// window (GC time follows them), or an execution trace, which
 		// shows what made queries wait in a latency run.
 		var fetches []func() error
-		fetch := func(kind, file string) {
+		fetch := func(from *server, kind, file string) {
 			fetches = append(fetches, func() error {
-				return fetchProfile(ctx, s.pprof, kind, opt.duration-time.Second, filepath.Join(cfg.profile, file))
+				return fetchProfile(ctx, from.pprof, kind, opt.duration-time.Second, filepath.Join(cfg.profile, file))
 			})
 		}
 		if cfg.profile != "" && opt.profile != "" {
-			fetch("profile", opt.profile)
-			fetch("allocs", strings.TrimSuffix(opt.profile, ".pprof")+".allocs.pprof")
+			fetch(s, "profile", opt.profile)
+			fetch(s, "allocs", strings.TrimSuffix(opt.profile, ".pprof")+".allocs.pprof")
 		}
 		if cfg.profile != "" && opt.trace != "" {
-			fetch("trace", opt.trace)
+			fetch(s, "trace", opt.trace)
+		}
+		// The marathon server follows Marathon while hosts is measured.
+		follower := servers["marathon"]
+		if s == follower {
+			follower = nil
+		}
+		if cfg.profile != "" && opt.followProfile != "" && follower != nil {
+			fetch(follower, "profile", opt.followProfile)
 		}
 		profDone := make(chan error, len(fetches))
 		for _, f := range fetches {
@@ -200,6 +212,12 @@ func run(ctx context.Context, cfg config, t tools) error {
 		cpu0, err := cpuTime(s.proc.Cmd.Process.Pid)
 		if err != nil {
 			return measurement{}, err
+		}
+		var follow0 time.Duration
+		if follower != nil {
+			if follow0, err = cpuTime(follower.proc.Cmd.Process.Pid); err != nil {
+				return measurement{}, err
+			}
 		}
 		lists0, err := fullLists(ctx, simURL)
 		if err != nil {
@@ -215,6 +233,12 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return measurement{}, err
 		}
+		var follow1 time.Duration
+		if follower != nil {
+			if follow1, err = cpuTime(follower.proc.Cmd.Process.Pid); err != nil {
+				return measurement{}, err
+			}
+		}
 		lists1, err := fullLists(ctx, simURL)
 		if err != nil {
 			return measurement{}, err
@@ -229,7 +253,7 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err := s.proc.exited(); err != nil {
 			return measurement{}, err
 		}
-		m := measurement{server: label, round: round, rate: opt.rate, res: res, cpu: cpu1 - cpu0, wall: wall, resyncs: int(lists1 - lists0)}
+		m := measurement{server: label, round: round, rate: opt.rate, res: res, cpu: cpu1 - cpu0, wall: wall, resyncs: int(lists1 - lists0), followCPU: follow1 - follow0}
 		logf("%-15s %s", label, m.summary())
 		return m, nil
 	}
@@ -297,6 +321,7 @@ type runOpts struct {
 	rate             int    // dnsperf -Q and -v (latency percentiles); 0 = as fast as possible
 	profile          string // CPU profile file name, "" = none
 	trace            string // execution trace file name, "" = none
+	followProfile    string // CPU profile of the marathon server while another is measured, "" = none
 }
 
 // measureChurn measures the marathon server while the churn driver changes
@@ -326,6 +351,8 @@ func measureChurn(ctx context.Context, cfg config, simURL string, topo *topology
 				opt.warmup = cfg.warmup
 				if name == "marathon" {
 					opt.profile = "marathon-churn.pprof"
+				} else {
+					opt.followProfile = "marathon-follow.pprof"
 				}
 			}
 			if m, err = measure(servers[name], name+"+churn", round, opt); err != nil {

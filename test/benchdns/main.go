@@ -116,7 +116,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.workers, "churn-workers", 64, "concurrent PUTs of the churn driver")
 	fs.StringVar(&cfg.serverCPU, "server-cpu", "0", "taskset CPU of the DNS servers")
 	fs.StringVar(&cfg.loadCPU, "load-cpu", "1", "taskset CPU of dnsperf, the simulator and this program")
-	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both servers (idle, round 1) and of marathon under churn, and execution traces of the fixed-rate runs (both servers idle, marathon under churn), into this directory")
+	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both servers (idle, round 1), of marathon under churn, and of marathon following the churn while hosts is measured (marathon-follow.pprof), and execution traces of the fixed-rate runs (both servers idle, marathon under churn), into this directory")
 	fs.DurationVar(&cfg.resync, "resync", 5*time.Second, "the marathon plugin's full resync period (Corefile resync)")
 	fs.DurationVar(&cfg.latencyRun, "latency-run", 12*time.Second, "length of each fixed-rate latency run (whole seconds); long enough for two resyncs")
 	fs.IntVar(&cfg.memResyncs, "mem-resyncs", 20, "full resyncs after the first sync before both servers' heap and RSS are read")

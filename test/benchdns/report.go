@@ -128,6 +128,38 @@ func (r *report) figures() []figure {
 					"per server CPU-second, the rig's share divided out: what marathon's own work under churn leaves", false})
 		}
 	}
+	return append(figs, r.followFigures()...)
+}
+
+// followFigures are what following Marathon costs the marathon server when
+// it answers no queries: its CPU time while hosts was measured, idle (the
+// resyncs alone) and under churn.
+func (r *report) followFigures() []figure {
+	var figs []figure
+	for _, run := range []struct{ server, name string }{
+		{"hosts", "marathon following an idle Marathon, no queries of its own: share of a core"},
+		{"hosts+churn", "marathon following the churn, no queries of its own: share of a core"},
+	} {
+		var cpu, wall time.Duration
+		var changes float64
+		for _, m := range r.runs {
+			if m.server == run.server && m.round > 0 {
+				cpu += m.followCPU
+				wall += m.wall
+				if m.churn != nil {
+					changes += m.churn.rate() * m.wall.Seconds()
+				}
+			}
+		}
+		if wall <= 0 {
+			continue
+		}
+		note := fmt.Sprintf("%s of CPU in %s of hosts' runs, on the CPU hosts is loading (CPU time is counted in 10 ms ticks)", cpu.Round(10*time.Millisecond), wall.Round(time.Second))
+		if changes > 0 {
+			note += fmt.Sprintf("; %.0f µs per change", float64(cpu.Microseconds())/changes)
+		}
+		figs = append(figs, figure{name: run.name, value: cpu.Seconds() / wall.Seconds(), note: note})
+	}
 	return figs
 }
 
