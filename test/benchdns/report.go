@@ -156,7 +156,7 @@ func (r *report) followFigures() []figure {
 		}
 		note := fmt.Sprintf("%s of CPU in %s of hosts' runs, on the CPU hosts is loading (CPU time is counted in 10 ms ticks)", cpu.Round(10*time.Millisecond), wall.Round(time.Second))
 		if changes > 0 {
-			note += fmt.Sprintf("; %.0f µs per change", float64(cpu.Microseconds())/changes)
+			note += fmt.Sprintf("; %.0f µs per change, at the churn's mean rate", float64(cpu.Microseconds())/changes)
 		}
 		figs = append(figs, figure{name: run.name, value: cpu.Seconds() / wall.Seconds(), note: note})
 	}
