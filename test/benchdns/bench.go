@@ -302,6 +302,17 @@ func run(ctx context.Context, cfg config, t tools) error {
 			return err
 		}
 		runs = append(runs, ms...)
+		// Idle again, with the view the churn rewrote (measureChurn has
+		// waited for marathon to settle).
+		for r := 1; r <= cfg.afterRounds; r++ {
+			for _, name := range []string{"hosts", "marathon"} {
+				m, err := measure(servers[name], name+afterChurn, r, runOpts{warmup: cfg.warmup, duration: cfg.duration})
+				if err != nil {
+					return err
+				}
+				runs = append(runs, m)
+			}
+		}
 	}
 
 	rep := newReport(cfg, topo, runs, []memorySample{firstMem, lastMem})
@@ -314,6 +325,9 @@ func run(ctx context.Context, cfg config, t tools) error {
 	}
 	return nil
 }
+
+// afterChurn labels the idle rounds measured once the churn has stopped.
+const afterChurn = " after churn"
 
 // runOpts shapes one measured dnsperf run.
 type runOpts struct {

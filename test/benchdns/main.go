@@ -40,6 +40,7 @@ type config struct {
 	warmup      time.Duration
 	rounds      int
 	churnRounds int
+	afterRounds int
 	clients     int
 	outstanding int
 	churnRate   int
@@ -110,6 +111,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.clients, "clients", 4, "dnsperf -c")
 	fs.IntVar(&cfg.outstanding, "outstanding", 200, "dnsperf -q")
 	fs.IntVar(&cfg.churnRounds, "churn-rounds", 3, "throughput runs under churn (the churn ratio is their mean over the idle mean)")
+	fs.IntVar(&cfg.afterRounds, "after-churn-rounds", 3, "idle rounds once the churn has stopped, as -rounds: what a view churn has rewritten costs the queries afterwards; 0 = none")
 	fs.IntVar(&cfg.churnRate, "churn-rate", 1000, "app changes per second on the simulator during the churn run")
 	fs.StringVar(&cfg.churnOp, "churn-op", churnKill, "churn operation: kill (kill an app's task; Marathon replaces it) or put (PUT a label change; restarts by deployment)")
 	fs.IntVar(&cfg.latencyQPS, "latency-qps", 10000, "fixed rate (dnsperf -Q) of the latency-percentile run of each server; 0 = none")
@@ -135,7 +137,7 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-resync must be positive, -mem-resyncs not negative")
 	case cfg.warmup < 0 || cfg.warmup%time.Second != 0:
 		return cfg, fmt.Errorf("-warmup must be whole seconds")
-	case cfg.rounds < 1 || cfg.churnRounds < 1 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
+	case cfg.rounds < 1 || cfg.churnRounds < 1 || cfg.afterRounds < 0 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
 		return cfg, fmt.Errorf("-rounds, -churn-rounds, -clients, -outstanding, -churn-workers must be positive")
 	case cfg.churnOp != churnKill && cfg.churnOp != churnPut:
 		return cfg, fmt.Errorf("-churn-op must be %s or %s", churnKill, churnPut)

@@ -84,7 +84,7 @@ type figure struct {
 
 func (r *report) figures() []figure {
 	hostsQPS, marQPS := r.mean("hosts", qps), r.mean("marathon", qps)
-	ratios := r.roundRatios()
+	ratios := r.roundRatios("")
 	figs := []figure{
 		{"marathon / hosts QPS", marQPS / hostsQPS, 1.0, fmt.Sprintf("%.0f / %.0f, mean of %d interleaved rounds", marQPS, hostsQPS, r.cfg.rounds), false},
 		{"marathon / hosts QPS, median round", median(ratios), 1.0, fmt.Sprintf("per round %s; each round runs the two servers back to back, so drift of the machine's speed cancels best here", formatRatios(ratios)), false},
@@ -128,6 +128,10 @@ func (r *report) figures() []figure {
 					"per server CPU-second, the rig's share divided out: what marathon's own work under churn leaves", false})
 		}
 	}
+	if after := r.roundRatios(afterChurn); len(after) > 0 {
+		figs = append(figs, figure{"marathon / hosts QPS after the churn, median round", median(after), 0,
+			fmt.Sprintf("per round %s; %.3f before the churn: the difference is what the view the churn rewrote costs the queries", formatRatios(after), median(ratios)), false})
+	}
 	return append(figs, r.followFigures()...)
 }
 
@@ -163,17 +167,18 @@ func (r *report) followFigures() []figure {
 	return figs
 }
 
-// roundRatios is marathon's QPS over hosts' in each idle round.
-func (r *report) roundRatios() []float64 {
+// roundRatios is marathon's QPS over hosts' in each idle round: before
+// the churn (suffix "") or after it (afterChurn).
+func (r *report) roundRatios(suffix string) []float64 {
 	hosts := map[int]float64{}
 	for _, m := range r.runs {
-		if m.server == "hosts" && m.round > 0 {
+		if m.server == "hosts"+suffix && m.round > 0 {
 			hosts[m.round] = m.res.qps
 		}
 	}
 	var out []float64
 	for _, m := range r.runs {
-		if m.server == "marathon" && m.round > 0 && hosts[m.round] > 0 {
+		if m.server == "marathon"+suffix && m.round > 0 && hosts[m.round] > 0 {
 			out = append(out, m.res.qps/hosts[m.round])
 		}
 	}

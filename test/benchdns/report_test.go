@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,38 @@ func TestFollowFigures(t *testing.T) {
 		if math.Abs(figs[i].value-want.value) > 1e-9 || !strings.Contains(figs[i].note, want.note) {
 			t.Errorf("figure %d = %.4f %q, want %.4f and %q", i, figs[i].value, figs[i].note, want.value, want.note)
 		}
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	run := func(server string, round int, qps float64) measurement {
+		return measurement{server: server, round: round, res: result{qps: qps}}
+	}
+	r := &report{runs: []measurement{
+		run("hosts", 1, 100), run("marathon", 1, 99),
+		run("hosts", 2, 100), run("marathon", 2, 102),
+		run("hosts", 0, 10), run("marathon", 0, 30), // the latency runs
+		run("hosts+churn", 1, 100), run("marathon+churn", 1, 80),
+		run("hosts"+afterChurn, 1, 200), run("marathon"+afterChurn, 1, 194),
+	}}
+	for _, tc := range []struct {
+		suffix string
+		want   []float64
+	}{
+		{"", []float64{0.99, 1.02}},
+		{afterChurn, []float64{0.97}},
+	} {
+		if got := r.roundRatios(tc.suffix); !slices.Equal(got, tc.want) {
+			t.Errorf("roundRatios(%q) = %v, want %v", tc.suffix, got, tc.want)
+		}
+	}
+	var after *figure
+	for _, f := range r.figures() {
+		if strings.Contains(f.name, "after the churn") {
+			after = &f
+		}
+	}
+	if after == nil || after.value != 0.97 || !strings.Contains(after.note, "1.005 before the churn") {
+		t.Errorf("after-churn figure %+v, want 0.97 and the median before, 1.005", after)
 	}
 }
