@@ -178,26 +178,12 @@ const (
 
 // statusField returns the field a plain member name (plainName) stands
 // for, as jsonv1 matches it: exactly, or else by ASCII case folding; and
-// unknownField for any other name.
+// unknownField for any other name. No two of the names fold to the same,
+// so one pass finds the exact match and the folded one alike; a plain name
+// folds only to a name of its length.
 func statusField(name string) int {
-	switch name {
-	case "appId":
-		return statusAppID
-	case "taskId":
-		return statusTaskID
-	case "taskStatus":
-		return statusTaskStatus
-	case "version":
-		return statusVersion
-	case "host":
-		return statusHost
-	case "ports":
-		return statusPorts
-	case "ipAddresses":
-		return statusIPAddresses
-	}
-	for field, tag := range [...]string{"appId", "taskId", "taskStatus", "version", "host", "ports", "ipAddresses"} {
-		if strings.EqualFold(name, tag) {
+	for field, tag := range [statusFields]string{"appId", "taskId", "taskStatus", "version", "host", "ports", "ipAddresses"} {
+		if len(name) == len(tag) && (name == tag || strings.EqualFold(name, tag)) {
 			return field
 		}
 	}
