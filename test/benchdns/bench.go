@@ -213,11 +213,15 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return measurement{}, err
 		}
-		var follow0 time.Duration
-		if follower != nil {
-			if follow0, err = cpuTime(follower.proc.Cmd.Process.Pid); err != nil {
-				return measurement{}, err
+		followCPU := func() (time.Duration, error) {
+			if follower == nil {
+				return 0, nil
 			}
+			return cpuTime(follower.proc.Cmd.Process.Pid)
+		}
+		follow0, err := followCPU()
+		if err != nil {
+			return measurement{}, err
 		}
 		lists0, err := fullLists(ctx, simURL)
 		if err != nil {
@@ -233,11 +237,9 @@ func run(ctx context.Context, cfg config, t tools) error {
 		if err != nil {
 			return measurement{}, err
 		}
-		var follow1 time.Duration
-		if follower != nil {
-			if follow1, err = cpuTime(follower.proc.Cmd.Process.Pid); err != nil {
-				return measurement{}, err
-			}
+		follow1, err := followCPU()
+		if err != nil {
+			return measurement{}, err
 		}
 		lists1, err := fullLists(ctx, simURL)
 		if err != nil {
@@ -258,18 +260,26 @@ func run(ctx context.Context, cfg config, t tools) error {
 		return m, nil
 	}
 
-	for r := 1; r <= cfg.rounds; r++ {
-		for _, name := range []string{"hosts", "marathon"} {
-			opt := runOpts{warmup: cfg.warmup, duration: cfg.duration}
-			if r == 1 {
-				opt.profile = name + "-idle.pprof"
+	// idle measures rounds of both servers, hosts then marathon, labelled
+	// with suffix; the first round of those before the churn is profiled.
+	idle := func(suffix string, rounds int) error {
+		for r := 1; r <= rounds; r++ {
+			for _, name := range []string{"hosts", "marathon"} {
+				opt := runOpts{warmup: cfg.warmup, duration: cfg.duration}
+				if r == 1 && suffix == "" {
+					opt.profile = name + "-idle.pprof"
+				}
+				m, err := measure(servers[name], name+suffix, r, opt)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, m)
 			}
-			m, err := measure(servers[name], name, r, opt)
-			if err != nil {
-				return err
-			}
-			runs = append(runs, m)
 		}
+		return nil
+	}
+	if err := idle("", cfg.rounds); err != nil {
+		return err
 	}
 	if cfg.latencyQPS > 0 {
 		for _, name := range []string{"hosts", "marathon"} {
@@ -304,14 +314,8 @@ func run(ctx context.Context, cfg config, t tools) error {
 		runs = append(runs, ms...)
 		// Idle again, with the view the churn rewrote (measureChurn has
 		// waited for marathon to settle).
-		for r := 1; r <= cfg.afterRounds; r++ {
-			for _, name := range []string{"hosts", "marathon"} {
-				m, err := measure(servers[name], name+afterChurn, r, runOpts{warmup: cfg.warmup, duration: cfg.duration})
-				if err != nil {
-					return err
-				}
-				runs = append(runs, m)
-			}
+		if err := idle(afterChurn, cfg.afterRounds); err != nil {
+			return err
 		}
 	}
 
