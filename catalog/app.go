@@ -135,6 +135,44 @@ func newApp(p *Policy, a *App) (*app, *Rejection) {
 	return out, nil
 }
 
+// adopt makes a, a new version of old, hold old's strings where they are
+// equal. The tables keep the strings of the version that first put a key
+// (a name, an ancestor of it, an app id in a name's claims), so a new
+// version's own strings would be objects more for the collector to mark,
+// each version's, for as long as the app runs (BenchmarkLiveHeap's
+// after-kills).
+func (a *app) adopt(old *app) {
+	a.id = old.id
+	for i, name := range a.names {
+		if j, ok := slices.BinarySearch(old.names, name); ok {
+			a.names[i] = old.names[j]
+		}
+	}
+	for i := range a.vhosts {
+		j, ok := slices.BinarySearchFunc(old.vhosts, a.vhosts[i].host, func(v appVHost, host string) int { return strings.Compare(v.host, host) })
+		if ok {
+			a.vhosts[i].host = old.vhosts[j].host
+		}
+	}
+	// The ports' names: the declared ports, which its backends share (a's
+	// are its own until it is published).
+	oldPorts := old.onePort[:]
+	if len(old.backends) > 0 {
+		oldPorts = old.backends[0].Ports
+	}
+	adoptPort := func(p *Port) {
+		if k := slices.IndexFunc(oldPorts, func(o Port) bool { return o.Name == p.Name }); k >= 0 {
+			p.Name = oldPorts[k].Name
+		}
+	}
+	adoptPort(&a.onePort[0])
+	for i := range a.backends {
+		for j := range a.backends[i].Ports {
+			adoptPort(&a.backends[i].Ports[j])
+		}
+	}
+}
+
 // Check returns why a snapshot would leave a out (the Rejection that
 // Snapshot.Rejected would list for it), or nil when a is accepted. It is
 // the catalog's own decision, for tools that check an app before Marathon

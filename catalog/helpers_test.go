@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -150,4 +151,14 @@ func dump(v any) string {
 		out += fmt.Sprintf("%v: %+v; ", iter.Key(), val.Interface())
 	}
 	return out + "}"
+}
+
+// liveObjects returns the objects on the heap after two collections: what
+// is still reachable, and what the collector marks.
+func liveObjects() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapObjects)
 }

@@ -383,6 +383,9 @@ func (u *update) replace(id string, a *app, rejection *Rejection) {
 		was, wasListed = old.fixed, true
 		u.changeApp(old, -1)
 		u.apps.del(hash, id)
+		if a != nil {
+			a.adopt(old)
+		}
 	}
 	if wasListed != isListed || was != is {
 		u.fixedChanged = true
@@ -392,7 +395,7 @@ func (u *update) replace(id string, a *app, rejection *Rejection) {
 	}
 	switch {
 	case a != nil:
-		u.apps.put(hash, id, a)
+		u.apps.put(hash, a.id, a)
 		u.changeApp(a, +1)
 	case rejection != nil:
 		u.rejected.put(hash, id, *rejection)

@@ -479,16 +479,9 @@ func TestSnapshotObjects(t *testing.T) {
 		apps[i].Ports = []PortSpec{{Name: "main", Number: 6379, Protocol: "tcp"}}
 	}
 	policy := mustPolicy(t, PolicyConfig{})
-	objects := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapObjects
-	}
-	before := objects()
+	before := liveObjects()
 	s := Build(policy, apps)
-	perApp := float64(objects()-before) / n
+	perApp := float64(liveObjects()-before) / n
 	if st := s.Stats(); st.Apps != n || st.LiveTasks != n {
 		t.Fatalf("built %+v, want %d apps each with a live task", st, n)
 	}
@@ -497,4 +490,42 @@ func TestSnapshotObjects(t *testing.T) {
 		t.Errorf("a snapshot keeps %.2f objects per app, want fewer than 4", perApp)
 	}
 	runtime.KeepAlive(apps)
+}
+
+// TestApplyAdoptsStrings: new versions of every app, their strings equal
+// but made anew, leave the snapshot holding as many objects as the first
+// version did. The tables keep the first version's strings (a name's key
+// and ancestors, an app id in a name's claims), so a new version that kept
+// its own would hold more objects for the collector to mark, for as long
+// as the app runs (BenchmarkLiveHeap/after-kills in watcher). Each
+// version's id, name and port name are parts of one string, as the
+// watcher's unpacker makes them, so that keeping any one of them keeps the
+// version's string.
+func TestApplyAdoptsStrings(t *testing.T) {
+	const n = 2000
+	version := func(round int) []App {
+		apps := make([]App, n)
+		for i := range apps {
+			id, name := fmt.Sprintf("/svc-%d", i), fmt.Sprintf("svc%d.example.com", i)
+			all := id + name + "main" // one allocation
+			id, name, port := all[:len(id)], all[len(id):len(id)+len(name)], all[len(id)+len(name):]
+			ip := netip.AddrFrom4([4]byte{10, 20 + byte(round), byte(i >> 8), byte(i)}).String()
+			apps[i] = testApp(id, labels("", name), running(ip))
+			apps[i].Ports = []PortSpec{{Name: port, Number: 6379, Protocol: "tcp"}}
+		}
+		return apps
+	}
+	s := Build(mustPolicy(t, PolicyConfig{}), version(0))
+	first := liveObjects()
+	for round := 1; round <= 3; round++ {
+		s = s.Apply(version(round), nil) // each app on a new address
+	}
+	after := liveObjects()
+	if st := s.Stats(); st.Apps != n || st.LiveTasks != n {
+		t.Fatalf("after the new versions: %+v, want %d apps each with a live task", st, n)
+	}
+	runtime.KeepAlive(s)
+	if more := float64(after-first) / n; more > 0.25 {
+		t.Errorf("three new versions of each app left %.2f more objects per app in the snapshot, want none", more)
+	}
 }
