@@ -618,7 +618,7 @@ func BenchmarkTaskBatch(b *testing.B) {
 // BenchmarkTaskBatch describes: status events decoded from their bytes,
 // queued, and synced in batches of 16 kills and then 16 replacements.
 type killer struct {
-	b       *testing.B
+	b       testing.TB
 	w       *Watcher
 	s       *session
 	apps    int
@@ -628,7 +628,7 @@ type killer struct {
 	runs    [][]byte
 }
 
-func newKiller(b *testing.B, w *Watcher, s *session, apps int) *killer {
+func newKiller(b testing.TB, w *Watcher, s *session, apps int) *killer {
 	k := &killer{b: b, w: w, s: s, apps: apps, current: make([]string, apps)}
 	for i := range k.current {
 		k.current[i] = fmt.Sprintf("app%d.t0", i)

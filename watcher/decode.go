@@ -148,18 +148,19 @@ func (x *printIndex) drop(h elementHashes) {
 
 // retask follows app, whose tasks alone events changed since its element
 // was listed: its fingerprint becomes the one of the same element with
-// app's tasks, which the next list has when it agrees with the events.
-func (x *printIndex) retask(app *catalog.App) {
-	h, ok := x.of[app.ID]
+// app's tasks, which the next list has when it agrees with the events. id
+// is app's id, as the index keeps it from now on.
+func (x *printIndex) retask(id string, app *catalog.App) {
+	h, ok := x.of[id]
 	if !ok || !h.printed {
-		x.forget(app.ID)
+		x.forget(id)
 		return
 	}
 	x.drop(h)
 	h.listed = false
 	h.print.whole = x.printer.whole(h.print.app, x.printer.tasksPrint(app.Tasks))
-	x.of[app.ID] = h
-	x.byPrint[h.print.whole] = app.ID
+	x.of[id] = h
+	x.byPrint[h.print.whole] = id
 }
 
 // record makes item the element its app is known from.

@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bytes"
 	"encoding/binary"
 	"maps"
 	"slices"
@@ -17,13 +16,25 @@ import (
 // event changes it or a resync finds its list element changed. The
 // encoding is canonical (labels sorted by key, nil and empty alike), so two
 // apps hold the same data exactly when their packings are equal.
-type packedApp []byte
+//
+// A packing is a string, so that what is read from it needs no copy: the
+// app's id (the watcher's key for it) and the strings of an unpacked app
+// are parts of it. The watcher then keeps one object per app, and an
+// unpacked app none of its own; the snapshot keeps the strings of the
+// app's first version (catalog's adopt).
+type packedApp string
 
 // packApp packs a (TestPackedAppFields keeps it in step with
 // catalog.App's fields).
 func packApp(a *catalog.App) packedApp {
 	var scratch [512]byte // most apps pack into it; the result is one exact allocation
-	return bytes.Clone(appendPacked(scratch[:0], a))
+	return packedApp(appendPacked(scratch[:0], a))
+}
+
+// id returns the app's id, a part of p.
+func (p packedApp) id() string {
+	r := unpacker{s: string(p)}
+	return r.str()
 }
 
 // appendPacked appends a's packing to b.
@@ -77,7 +88,7 @@ func appendPacked(b []byte, a *catalog.App) []byte {
 // unpack returns the app p holds; false only if p is not a packing, which
 // packApp never makes.
 func (p packedApp) unpack() (catalog.App, bool) {
-	r := unpacker{b: p}
+	r := unpacker{s: string(p)}
 	a := catalog.App{ID: r.str(), Version: r.str(), ConfigChange: r.str()}
 	if n := r.count(); n > 0 {
 		a.Labels = make(map[string]string, n)
@@ -119,53 +130,70 @@ func (p packedApp) unpack() (catalog.App, bool) {
 			}
 		}
 	}
-	return a, !r.bad && len(r.b) == 0
+	return a, !r.bad && len(r.s) == 0
 }
 
 // unpacker reads a packedApp; past a fault it reads zeros and says bad.
 type unpacker struct {
-	b   []byte
+	s   string // what is left to read
 	bad bool
 }
 
-func (r *unpacker) num() int {
-	n, size := binary.Varint(r.b)
-	if size <= 0 {
-		r.bad, r.b = true, nil
-		return 0
+// uvarint reads what binary.AppendUvarint wrote, as binary.Uvarint does.
+func (r *unpacker) uvarint() uint64 {
+	var x uint64
+	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
+		c := r.s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflow
+			}
+			r.s = r.s[i+1:]
+			return x | uint64(c)<<(7*i)
+		}
+		x |= uint64(c&0x7f) << (7 * i)
 	}
-	r.b = r.b[size:]
-	return int(n)
+	r.bad, r.s = true, ""
+	return 0
+}
+
+func (r *unpacker) num() int {
+	ux := r.uvarint() // binary.AppendVarint's zig-zag encoding
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return int(x)
 }
 
 // count reads a length, bounded by the bytes left (each element takes at
 // least one), so that a bad packing cannot ask for a huge allocation.
 func (r *unpacker) count() int {
 	n := r.num()
-	if n < 0 || n > len(r.b) {
-		r.bad, r.b = true, nil
+	if n < 0 || n > len(r.s) {
+		r.bad, r.s = true, ""
 		return 0
 	}
 	return n
 }
 
 func (r *unpacker) str() string {
-	n, size := binary.Uvarint(r.b)
-	if size <= 0 || n > uint64(len(r.b)-size) {
-		r.bad, r.b = true, nil
+	n := r.uvarint()
+	if n > uint64(len(r.s)) {
+		r.bad, r.s = true, ""
 		return ""
 	}
-	s := string(r.b[size : size+int(n)])
-	r.b = r.b[size+int(n):]
+	s := r.s[:n]
+	r.s = r.s[n:]
 	return s
 }
 
 func (r *unpacker) byte() byte {
-	if len(r.b) == 0 {
+	if len(r.s) == 0 {
 		r.bad = true
 		return 0
 	}
-	c := r.b[0]
-	r.b = r.b[1:]
+	c := r.s[0]
+	r.s = r.s[1:]
 	return c
 }

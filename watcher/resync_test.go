@@ -2,8 +2,10 @@ package watcher
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -86,6 +88,33 @@ func TestPackedAppCanonical(t *testing.T) {
 	for n := range len(pa) {
 		if _, ok := pa[:n].unpack(); ok {
 			t.Fatalf("a packing cut to %d of %d bytes unpacks", n, len(pa))
+		}
+	}
+}
+
+// TestUnpackerVarints: the unpacker reads what encoding/binary's Append
+// functions write, and refuses what binary.Uvarint refuses (a truncated
+// varint, one over 64 bits), as binary's readers do.
+func TestUnpackerVarints(t *testing.T) {
+	for _, n := range []int64{0, 1, -1, 63, -64, 64, 127, 128, 300, -300, 1 << 40, math.MaxInt64, math.MinInt64} {
+		r := unpacker{s: string(binary.AppendVarint(nil, n))}
+		if got := r.num(); got != int(n) || r.bad || r.s != "" {
+			t.Errorf("num of %d: %d, bad %v, %d bytes left", n, got, r.bad, len(r.s))
+		}
+	}
+	for _, u := range []uint64{0, 1, 127, 128, 1<<63 - 1, math.MaxUint64} {
+		r := unpacker{s: string(binary.AppendUvarint(nil, u))}
+		if got := r.uvarint(); got != u || r.bad || r.s != "" {
+			t.Errorf("uvarint of %d: %d, bad %v, %d bytes left", u, got, r.bad, len(r.s))
+		}
+	}
+	for _, bad := range []string{"", "\x80", "\xff\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if _, size := binary.Uvarint([]byte(bad)); size > 0 {
+			t.Fatalf("binary.Uvarint reads %q: fix the test", bad)
+		}
+		r := unpacker{s: bad}
+		if r.uvarint(); !r.bad {
+			t.Errorf("uvarint of %q is not bad", bad)
 		}
 	}
 }

@@ -213,15 +213,19 @@ func (k *knownApps) get(id string) (catalog.App, bool) {
 // new tasks. pace is stepped at every app (a resync's commit may pack a
 // thousand apps); a nil pace never pauses.
 func (k *knownApps) commit(upserts, retasked []catalog.App, removes []string, pace *pacer) {
+	// The keys are parts of the packings (packedApp), so that an app costs
+	// the watcher one object.
 	for i := range upserts {
 		pace.step()
-		k.apps[upserts[i].ID] = packApp(&upserts[i])
+		p := packApp(&upserts[i])
+		k.apps[p.id()] = p
 		k.prints.forget(upserts[i].ID)
 	}
 	for i := range retasked {
 		pace.step()
-		k.apps[retasked[i].ID] = packApp(&retasked[i])
-		k.prints.retask(&retasked[i])
+		p := packApp(&retasked[i])
+		k.apps[p.id()] = p
+		k.prints.retask(p.id(), &retasked[i])
 	}
 	for _, id := range removes {
 		pace.step()
@@ -271,9 +275,13 @@ func (k *knownApps) resync(list []listedApp) (upserts []catalog.App, removes []s
 		for _, i := range k.listed {
 			pace.step()
 			if item := &list[i]; !item.sameRaw {
+				if p, ok := k.apps[item.id]; ok {
+					item.id = p.id() // the id the watcher keeps
+				}
 				k.prints.record(item)
 			}
 		}
+		clear(k.listed) // its keys would keep the list's ids alive till the next resync
 	}
 }
 

@@ -551,3 +551,43 @@ func describe(s *catalog.Snapshot, envs []string) string {
 	fmt.Fprintf(&b, "clients %+v\nrejected %+v\nfixed %+v\n", s.Clients(), s.Rejected(), s.FixedAddrs())
 	return b.String()
 }
+
+// TestKillsKeepObjects: after every app's task is killed and replaced
+// through events, the watcher and its snapshot hold as many objects as
+// after the first list. Each kill unpacks the known app and applies a new
+// version of it; were the strings of those versions kept (by the
+// snapshot's tables, the watcher's keys, a scratch map), each would be an
+// object more for the collector to mark on the core that serves queries,
+// for as long as the app runs (BenchmarkLiveHeap/after-kills measures the
+// mark).
+func TestKillsKeepObjects(t *testing.T) {
+	const apps = 2000
+	body := appsJSON(apps, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	defer srv.Close()
+	objects := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapObjects)
+	}
+	w := newWatcher(t, []string{srv.URL}, nil)
+	s := testSession(t, w)
+	for range 2 { // the first sync, then a resync that finds nothing changed
+		if err := w.fullSync(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := objects()
+	k := newKiller(t, w, s, apps)
+	k.prepare(apps)
+	k.run()
+	killed := objects()
+	if st := w.Snapshot().Stats(); st.Apps != apps || st.Tasks != apps {
+		t.Fatalf("after the kills: %+v, want %d apps each running one task", st, apps)
+	}
+	if more := float64(killed-listed) / apps; more > 0.25 {
+		t.Errorf("after a kill and a replacement of every app's task, %.2f more objects per app than after the list, want none", more)
+	}
+}
