@@ -509,16 +509,9 @@ func BenchmarkLiveHeap(b *testing.B) {
 }
 
 func liveHeap(b *testing.B, url string, apps, kills int) {
-	live := func() (bytes, objects float64) {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return float64(ms.HeapAlloc), float64(ms.HeapObjects)
-	}
 	// The timer runs throughout, so that b.Loop stops after a few rounds.
 	for b.Loop() {
-		base, baseObjects := live()
+		base, baseObjects := liveNow()
 		w := newWatcher(b, []string{url}, nil)
 		s := testSession(b, w)
 		for range 2 {
@@ -531,7 +524,7 @@ func liveHeap(b *testing.B, url string, apps, kills int) {
 			k.prepare(kills)
 			k.run()
 		}
-		all, allObjects := live()
+		all, allObjects := liveNow()
 		markMs, gcMs, scanMiB := markCost(30)
 		for range 4 {
 			m, g, _ := markCost(30)
@@ -541,7 +534,7 @@ func liveHeap(b *testing.B, url string, apps, kills int) {
 		b.ReportMetric(gcMs, "gc-min-ms")
 		b.ReportMetric(scanMiB, "scan-MiB")
 		w.known = newKnownApps()
-		snap, snapObjects := live()
+		snap, snapObjects := liveNow()
 		b.ReportMetric((all-base)/(1<<20), "live-MiB")
 		b.ReportMetric(allObjects-baseObjects, "live-objects")
 		b.ReportMetric((all-snap)/(1<<20), "known-MiB")

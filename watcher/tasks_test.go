@@ -565,13 +565,6 @@ func TestKillsKeepObjects(t *testing.T) {
 	body := appsJSON(apps, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
 	defer srv.Close()
-	objects := func() int64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapObjects)
-	}
 	w := newWatcher(t, []string{srv.URL}, nil)
 	s := testSession(t, w)
 	for range 2 { // the first sync, then a resync that finds nothing changed
@@ -579,17 +572,17 @@ func TestKillsKeepObjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	listed := objects()
+	_, listed := liveNow()
 	func() { // the killer's own strings are not the watcher's
 		k := newKiller(t, w, s, apps)
 		k.prepare(apps)
 		k.run()
 	}()
-	killed := objects()
+	_, killed := liveNow()
 	if st := w.Snapshot().Stats(); st.Apps != apps || st.Tasks != apps {
 		t.Fatalf("after the kills: %+v, want %d apps each running one task", st, apps)
 	}
-	if more := float64(killed-listed) / apps; more > 0.25 {
+	if more := (killed - listed) / apps; more > 0.25 {
 		t.Errorf("after a kill and a replacement of every app's task, %.2f more objects per app than after the list, want none", more)
 	}
 }
