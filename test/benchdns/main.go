@@ -137,8 +137,10 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-resync must be positive, -mem-resyncs not negative")
 	case cfg.warmup < 0 || cfg.warmup%time.Second != 0:
 		return cfg, fmt.Errorf("-warmup must be whole seconds")
-	case cfg.rounds < 1 || cfg.churnRounds < 1 || cfg.afterRounds < 0 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
+	case cfg.rounds < 1 || cfg.churnRounds < 1 || cfg.clients < 1 || cfg.outstanding < 1 || cfg.churnRate < 0 || cfg.workers < 1:
 		return cfg, fmt.Errorf("-rounds, -churn-rounds, -clients, -outstanding, -churn-workers must be positive")
+	case cfg.afterRounds < 0:
+		return cfg, fmt.Errorf("-after-churn-rounds must not be negative")
 	case cfg.churnOp != churnKill && cfg.churnOp != churnPut:
 		return cfg, fmt.Errorf("-churn-op must be %s or %s", churnKill, churnPut)
 	case cfg.latencyQPS < 0:
